@@ -51,6 +51,7 @@ typedef struct {
     int32_t n_seq, n_tokens;
     uint64_t lens_hash;   /* hash of the len[] array */
     int32_t last_only;    /* the run ends with a pooled-only last layer (EOS rows only) */
+    uint64_t buffers;     /* hash of the activation buffer addresses the ops will be given */
 } cs_graph_key;
 
 typedef struct cs_backend_ops {

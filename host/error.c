@@ -57,7 +57,14 @@ void cs_error_prefix(const char *fmt, ...) {
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, t_err, sizeof old);
-    snprintf(t_err, sizeof t_err, "%s%s", pre, old);
+    /* Truncation of an over-long message is acceptable: the start names the place. */
+    size_t n = strlen(pre);
+    if (n >= sizeof t_err) n = sizeof t_err - 1;
+    memcpy(t_err, pre, n);
+    size_t rest = strlen(old);
+    if (rest > sizeof t_err - 1 - n) rest = sizeof t_err - 1 - n;
+    memcpy(t_err + n, old, rest);
+    t_err[n + rest] = 0;
 }
 
 void cs_warn(int verbose, const char *fmt, ...) {

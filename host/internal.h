@@ -20,6 +20,13 @@ clipskip_status cs_fail(clipskip_status s, const char *fmt, ...) CS_PRINTF(2, 3)
 void cs_error_prefix(const char *fmt, ...) CS_PRINTF(1, 2);
 void cs_error_clear(void);
 
+/* Return the status of a failing call from the enclosing function. */
+#define CS_TRY(call)                                                                       \
+    do {                                                                                   \
+        clipskip_status cs_try_st_ = (call);                                               \
+        if (cs_try_st_ != CLIPSKIP_OK) return cs_try_st_;                                  \
+    } while (0)
+
 /* Warnings go to stderr only when verbose; library never prints otherwise. */
 void cs_warn(int verbose, const char *fmt, ...) CS_PRINTF(2, 3);
 
@@ -39,6 +46,23 @@ void cs_convert_from_f32(void *dst, const float *src, clipskip_dtype dt, size_t 
 /* ---- memory: malloc that records the failure (bytes asked) and returns NULL */
 void *cs_malloc(size_t bytes);
 void *cs_calloc(size_t n, size_t size);
+
+/* ---- files written atomically: data goes to "<path>.tmp.<pid>", fsync'd, then renamed onto
+ * path; on any failure (ENOSPC, EIO, a signal before commit) the temp file is removed and
+ * nothing ever appears under the final name half-written. */
+typedef struct {
+    int fd;
+    char *path, *tmp;
+} cs_atomic_file;
+
+clipskip_status cs_atomic_open(cs_atomic_file *a, const char *path);
+clipskip_status cs_atomic_write(cs_atomic_file *a, const void *buf, size_t n);
+clipskip_status cs_atomic_commit(cs_atomic_file *a); /* fsync + rename; frees a */
+void cs_atomic_abort(cs_atomic_file *a);             /* unlink temp; frees a */
+
+/* .npy (format 1.0, little-endian, C order) of a float array, written atomically. */
+clipskip_status cs_npy_write(const char *path, const void *data, clipskip_dtype dtype,
+                             int ndim, const int64_t *shape);
 
 /* Number of online CPUs (>= 1). */
 int cs_cpu_count(void);

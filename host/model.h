@@ -48,6 +48,13 @@ struct clipskip_model {
     int n_towers;
     cs_tower towers[CS_MAX_TOWERS];
     clipskip_tokenizer *tokenizer;
+    void *owned;                  /* weight memory not in a file (random models), freed with it */
 };
+
+/* A model of real shape with random weights (bench, README demo, tests), no file needed.
+ * family: CLIP_L (SD1-style tower), OPENCLIP_H, OPENCLIP_BIGG (with projection), or for
+ * OTHER a tiny tower (D 64, 4 heads, 4 layers). Weights stored as dtype (F32/F16/BF16). */
+clipskip_status cs_model_random(clipskip_family family, uint64_t seed, clipskip_dtype dtype,
+                                clipskip_model **out);
 
 #endif

@@ -193,6 +193,12 @@ clipskip_model_params clipskip_model_default_params(void);
 clipskip_status clipskip_model_load(const char *path, const clipskip_model_params *params,
                                     clipskip_model **out);
 void clipskip_model_free(clipskip_model *model);
+/* A tower of real shape with random weights (stored fp16), for benchmarks and demos without a
+ * download: CLIP_L (SD 1.x defaults), OPENCLIP_H (SD 2.x defaults), OPENCLIP_BIGG (SDXL tower
+ * two defaults, with projection); OTHER gives a tiny tower (D 64, 4 heads, 4 layers). The same
+ * seed gives the same weights. Its tokenizer is the built-in vocabulary. */
+clipskip_status clipskip_model_random(clipskip_family family, uint64_t seed,
+                                      clipskip_model **out);
 
 typedef struct {
     clipskip_family family;

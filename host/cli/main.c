@@ -14,6 +14,7 @@ typedef struct {
 
 static const cs_cmd COMMANDS[] = {
     /* one line per subcommand; each lives in host/cli/<name>.c */
+    {"encode", cs_cmd_encode, "encode prompts to hidden states / pooled vectors at a clip skip"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,450 @@
+/* CPU backend: fp32 everywhere, the reference every other path is held to.
+ *
+ * Weights are upcast to fp32 once at init. GEMMs go through OpenBLAS sgemm (row-major,
+ * x(M,K) @ W(N,K)^T), whose per-element reduction order does not depend on M, so a row's
+ * result is the same whatever else is packed with it (tests check this bitwise).
+ * LayerNorm, attention and the activations are plain loops over rows, threaded with OpenMP
+ * across rows / (sequence, head) pairs; each row's arithmetic is independent of the thread
+ * count. */
+#include "backend.h"
+#include "internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define CPU_LN_EPS 1e-5f
+#define CPU_MLP_CHUNK 4096 /* rows per FC1/FC2 chunk: (4096, F) fp32 intermediate */
+/* OpenBLAS switches to "small matrix" kernels below M*N*K of about 1e6 (0.3.21, SkylakeX /
+ * Cooperlake cores), and those sum in another order than its blocked kernels: a row's result
+ * would then depend on how many rows share the call. Every sgemm is therefore given at least
+ * this many multiply-adds (4x the threshold seen), padding M with scratch rows when needed.
+ * Real towers only pad the rare calls of a few rows (N*K >= 768*768). */
+#define CPU_MIN_GEMM_MNK 4000000.0
+
+typedef struct {
+    float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* (D) */
+    float *qkv_w, *qkv_b;                 /* (3D, D), (3D) */
+    float *o_w, *o_b;                     /* (D, D), (D) */
+    float *fc1_w, *fc1_b;                 /* (F, D), (F) */
+    float *fc2_w, *fc2_b;                 /* (D, F), (D) */
+} cpu_layer;
+
+typedef struct {
+    int d, f, heads, vocab, ctx, proj_dim;
+    clipskip_act act;
+    float *tok_emb;      /* (V, D) */
+    float *pos_emb;      /* (T, D) */
+    float *lnf_w, *lnf_b;/* (D) */
+    float *proj;         /* (E, D) or NULL */
+    cpu_layer *layers;
+    int n_layers;
+} cpu_tower;
+
+struct cs_backend {
+    int n_towers;
+    cpu_tower towers[CS_MAX_TOWERS];
+    int n_threads;
+    size_t weight_bytes, act_bytes;
+    int32_t n_seq;
+    int32_t *seq_off;    /* (n_seq + 1) prefix sums of the packing */
+    int32_t seq_cap;
+    float *pad_x, *pad_out; /* scratch for padded small GEMMs */
+    size_t pad_cap;         /* elements in each */
+    char name[64];
+};
+
+/* ------------------------------------------------------------------ weights */
+
+/* fp32 copy of a weight; rows*cols elements expected (checked by model.c already). */
+static float *upcast(cs_backend *be, const cs_weight *w, size_t n) {
+    float *p = cs_malloc(n * sizeof(float));
+    if (!p) return NULL;
+    cs_convert_to_f32(p, w->data, w->dtype, n);
+    be->weight_bytes += n * sizeof(float);
+    return p;
+}
+
+/* Stack q, k, v (each (D, D) or (D)) into one (3D, D) / (3D) buffer. */
+static float *upcast_qkv(cs_backend *be, const cs_weight *q, const cs_weight *k,
+                         const cs_weight *v, size_t n) {
+    float *p = cs_malloc(3 * n * sizeof(float));
+    if (!p) return NULL;
+    cs_convert_to_f32(p, q->data, q->dtype, n);
+    cs_convert_to_f32(p + n, k->data, k->dtype, n);
+    cs_convert_to_f32(p + 2 * n, v->data, v->dtype, n);
+    be->weight_bytes += 3 * n * sizeof(float);
+    return p;
+}
+
+/* OpenCLIP's text_projection is (D, E) used as x @ P; store (E, D) like nn.Linear. */
+static float *upcast_proj(cs_backend *be, const cs_tower *t) {
+    size_t d = (size_t)t->info.d_model, e = (size_t)t->info.proj_dim;
+    float *p = upcast(be, &t->proj, d * e);
+    if (!p || t->proj_is_linear) return p;
+    float *tr = cs_malloc(d * e * sizeof(float));
+    if (!tr) {
+        free(p);
+        return NULL;
+    }
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < e; j++) tr[j * d + i] = p[i * e + j];
+    free(p);
+    return tr;
+}
+
+static int load_layer(cs_backend *be, cpu_layer *cl, const cs_layer *l, size_t d, size_t f) {
+    cl->ln1_w = upcast(be, &l->ln1_w, d);
+    cl->ln1_b = upcast(be, &l->ln1_b, d);
+    cl->ln2_w = upcast(be, &l->ln2_w, d);
+    cl->ln2_b = upcast(be, &l->ln2_b, d);
+    cl->qkv_w = upcast_qkv(be, &l->q_w, &l->k_w, &l->v_w, d * d);
+    cl->qkv_b = upcast_qkv(be, &l->q_b, &l->k_b, &l->v_b, d);
+    cl->o_w = upcast(be, &l->o_w, d * d);
+    cl->o_b = upcast(be, &l->o_b, d);
+    cl->fc1_w = upcast(be, &l->fc1_w, f * d);
+    cl->fc1_b = upcast(be, &l->fc1_b, f);
+    cl->fc2_w = upcast(be, &l->fc2_w, d * f);
+    cl->fc2_b = upcast(be, &l->fc2_b, d);
+    return cl->ln1_w && cl->ln1_b && cl->ln2_w && cl->ln2_b && cl->qkv_w && cl->qkv_b &&
+           cl->o_w && cl->o_b && cl->fc1_w && cl->fc1_b && cl->fc2_w && cl->fc2_b;
+}
+
+static void free_layer(cpu_layer *cl) {
+    float *ps[] = {cl->ln1_w, cl->ln1_b, cl->ln2_w, cl->ln2_b, cl->qkv_w, cl->qkv_b,
+                   cl->o_w,   cl->o_b,   cl->fc1_w, cl->fc1_b, cl->fc2_w, cl->fc2_b};
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) free(ps[i]);
+}
+
+static int load_tower(cs_backend *be, cpu_tower *ct, const cs_tower *t) {
+    const clipskip_tower_info *in = &t->info;
+    size_t d = (size_t)in->d_model, f = (size_t)in->d_mlp;
+    ct->d = in->d_model;
+    ct->f = in->d_mlp;
+    ct->heads = in->n_heads;
+    ct->vocab = in->vocab;
+    ct->ctx = in->context;
+    ct->proj_dim = in->proj_dim;
+    ct->act = in->act;
+    ct->n_layers = in->n_layers;
+    ct->tok_emb = upcast(be, &t->tok_emb, (size_t)in->vocab * d);
+    ct->pos_emb = upcast(be, &t->pos_emb, (size_t)in->context * d);
+    ct->lnf_w = upcast(be, &t->lnf_w, d);
+    ct->lnf_b = upcast(be, &t->lnf_b, d);
+    if (!ct->tok_emb || !ct->pos_emb || !ct->lnf_w || !ct->lnf_b) return 0;
+    if (t->proj.data && !(ct->proj = upcast_proj(be, t))) return 0;
+    ct->layers = cs_calloc((size_t)in->n_layers, sizeof(cpu_layer));
+    if (!ct->layers) return 0;
+    for (int i = 0; i < in->n_layers; i++)
+        if (!load_layer(be, &ct->layers[i], &t->layers[i], d, f)) return 0;
+    return 1;
+}
+
+static void free_tower(cpu_tower *ct) {
+    if (ct->layers)
+        for (int i = 0; i < ct->n_layers; i++) free_layer(&ct->layers[i]);
+    free(ct->layers);
+    free(ct->tok_emb);
+    free(ct->pos_emb);
+    free(ct->lnf_w);
+    free(ct->lnf_b);
+    free(ct->proj);
+}
+
+static void cpu_free(cs_backend *be) {
+    if (!be) return;
+    for (int i = 0; i < be->n_towers; i++) free_tower(&be->towers[i]);
+    free(be->seq_off);
+    free(be->pad_x);
+    free(be->pad_out);
+    free(be);
+}
+
+static clipskip_status cpu_init(const clipskip_model *model, const clipskip_encoder_params *p,
+                                cs_backend **out) {
+    cs_backend *be = cs_calloc(1, sizeof *be);
+    if (!be) return CLIPSKIP_ERR_NOMEM;
+    be->n_threads = p->n_threads > 0 ? p->n_threads : cs_cpu_count();
+    be->n_towers = model->n_towers;
+    for (int i = 0; i < model->n_towers; i++) {
+        if (!load_tower(be, &be->towers[i], &model->towers[i])) {
+            cpu_free(be);
+            return CLIPSKIP_ERR_NOMEM;
+        }
+    }
+    /* OpenBLAS's thread count is process-wide: only touched when the caller asked for one. */
+    if (p->n_threads > 0) openblas_set_num_threads(p->n_threads);
+    snprintf(be->name, sizeof be->name, "cpu: %d threads, OpenBLAS %s", be->n_threads,
+             openblas_get_corename());
+    *out = be;
+    return CLIPSKIP_OK;
+}
+
+/* ------------------------------------------------------------------ buffers */
+
+static size_t cpu_elem_bytes(const cs_backend *be, cs_buf_kind kind) { return sizeof(float); }
+static int32_t cpu_mlp_chunk_rows(const cs_backend *be) { return CPU_MLP_CHUNK; }
+static const char *cpu_device_name(const cs_backend *be) { return be->name; }
+
+static void cpu_memory(const cs_backend *be, size_t *weights, size_t *activations) {
+    if (weights) *weights = be->weight_bytes;
+    if (activations) *activations = be->act_bytes;
+}
+
+/* Buffers carry their size in a header so release() can keep act_bytes exact. */
+static void *cpu_alloc(cs_backend *be, cs_buf_kind kind, size_t n) {
+    size_t bytes = n * sizeof(float) + 64;
+    char *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p) {
+        cs_fail(CLIPSKIP_ERR_NOMEM, "cpu backend: out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    *(size_t *)p = bytes;
+    be->act_bytes += bytes;
+    return p + 64;
+}
+
+static void cpu_release(cs_backend *be, void *buf) {
+    if (!buf) return;
+    char *p = (char *)buf - 64;
+    be->act_bytes -= *(size_t *)p;
+    free(p);
+}
+
+static clipskip_status cpu_set_seqs(cs_backend *be, int32_t n_seq, const int32_t *len) {
+    if (n_seq + 1 > be->seq_cap) {
+        int32_t *p = realloc(be->seq_off, (size_t)(n_seq + 1) * sizeof *p);
+        if (!p) return cs_fail(CLIPSKIP_ERR_NOMEM, "cpu backend: out of memory (sequences)");
+        be->seq_off = p;
+        be->seq_cap = n_seq + 1;
+    }
+    be->n_seq = n_seq;
+    be->seq_off[0] = 0;
+    for (int32_t i = 0; i < n_seq; i++) be->seq_off[i + 1] = be->seq_off[i] + len[i];
+    return CLIPSKIP_OK;
+}
+
+/* ------------------------------------------------------------------ ops */
+
+static clipskip_status cpu_embed(cs_backend *be, int tower, const int32_t *ids,
+                                 const int32_t *pos, int32_t m, void *h_) {
+    const cpu_tower *t = &be->towers[tower];
+    float *h = h_; /* (M, D) */
+    int d = t->d;
+#pragma omp parallel for num_threads(be->n_threads) schedule(static)
+    for (int32_t i = 0; i < m; i++) {
+        const float *te = t->tok_emb + (size_t)ids[i] * d; /* ids validated by the encoder */
+        const float *pe = t->pos_emb + (size_t)pos[i] * d;
+        float *o = h + (size_t)i * d;
+        for (int c = 0; c < d; c++) o[c] = te[c] + pe[c];
+    }
+    return CLIPSKIP_OK;
+}
+
+/* One row: out = (x - mean) / sqrt(var + eps) * w + b, two-pass fp32 statistics. */
+static void layernorm_row(float *out, const float *x, const float *w, const float *b, int d) {
+    float mean = 0.f;
+    for (int c = 0; c < d; c++) mean += x[c];
+    mean /= (float)d;
+    float var = 0.f;
+    for (int c = 0; c < d; c++) {
+        float t = x[c] - mean;
+        var += t * t;
+    }
+    var /= (float)d;
+    float rstd = 1.f / sqrtf(var + CPU_LN_EPS);
+    for (int c = 0; c < d; c++) out[c] = (x[c] - mean) * rstd * w[c] + b[c];
+}
+
+static clipskip_status cpu_layernorm(cs_backend *be, int tower, int layer, cs_ln_id which,
+                                     const void *in_, void *out_, int32_t m) {
+    const cpu_tower *t = &be->towers[tower];
+    const float *w, *b;
+    if (which == CS_LN_FINAL) {
+        w = t->lnf_w, b = t->lnf_b;
+    } else {
+        const cpu_layer *l = &t->layers[layer];
+        w = which == CS_LN_1 ? l->ln1_w : l->ln2_w;
+        b = which == CS_LN_1 ? l->ln1_b : l->ln2_b;
+    }
+    const float *in = in_; /* (M, D) */
+    float *out = out_;     /* (M, D) */
+    int d = t->d;
+#pragma omp parallel for num_threads(be->n_threads) schedule(static)
+    for (int32_t i = 0; i < m; i++) layernorm_row(out + (size_t)i * d, in + (size_t)i * d, w, b, d);
+    return CLIPSKIP_OK;
+}
+
+static inline float quick_gelu(float x) { return x / (1.f + expf(-1.702f * x)); }
+static inline float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
+
+/* out(M, N) += bias, then the activation, in place. */
+static void bias_act(float *out, const float *bias, int32_t m, int n, int act, clipskip_act kind,
+                     int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int32_t i = 0; i < m; i++) {
+        float *o = out + (size_t)i * n;
+        if (!act) {
+            for (int c = 0; c < n; c++) o[c] += bias[c];
+        } else if (kind == CLIPSKIP_ACT_QUICK_GELU) {
+            for (int c = 0; c < n; c++) o[c] = quick_gelu(o[c] + bias[c]);
+        } else {
+            for (int c = 0; c < n; c++) o[c] = gelu_erf(o[c] + bias[c]);
+        }
+    }
+}
+
+static void gemm_weights(const cpu_tower *t, int layer, cs_weight_id w, const float **W,
+                         const float **bias, int *n, int *k) {
+    const cpu_layer *l = w == CS_W_PROJ ? NULL : &t->layers[layer];
+    *W = NULL, *bias = NULL, *n = 0, *k = 0;
+    switch (w) {
+    case CS_W_QKV: *W = l->qkv_w, *bias = l->qkv_b, *n = 3 * t->d, *k = t->d; break;
+    case CS_W_O: *W = l->o_w, *bias = l->o_b, *n = t->d, *k = t->d; break;
+    case CS_W_FC1: *W = l->fc1_w, *bias = l->fc1_b, *n = t->f, *k = t->d; break;
+    case CS_W_FC2: *W = l->fc2_w, *bias = l->fc2_b, *n = t->d, *k = t->f; break;
+    case CS_W_PROJ: *W = t->proj, *bias = NULL, *n = t->proj_dim, *k = t->d; break;
+    }
+}
+
+/* out(M, N) = x(M, K) W^T (+ out when accumulate), with M padded up to the row-invariant
+ * regime of OpenBLAS (see CPU_MIN_GEMM_MNK). */
+static clipskip_status sgemm_rows(cs_backend *be, const float *x, const float *W, float *out,
+                                  int32_t m, int n, int k, int accumulate) {
+    int32_t m_min = (int32_t)(CPU_MIN_GEMM_MNK / ((double)n * k)) + 1;
+    float beta = accumulate ? 1.f : 0.f;
+    if (m >= m_min) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.f, x, k, W, k, beta, out, n);
+        return CLIPSKIP_OK;
+    }
+    size_t need = (size_t)m_min * (size_t)(n > k ? n : k);
+    if (need > be->pad_cap) {
+        float *px = realloc(be->pad_x, need * sizeof(float)), *po;
+        if (px) be->pad_x = px;
+        po = px ? realloc(be->pad_out, need * sizeof(float)) : NULL;
+        if (!px || !po) return cs_fail(CLIPSKIP_ERR_NOMEM, "cpu backend: out of memory (gemm scratch)");
+        be->pad_out = po;
+        be->pad_cap = need;
+    }
+    memcpy(be->pad_x, x, (size_t)m * k * sizeof(float));
+    memset(be->pad_x + (size_t)m * k, 0, (size_t)(m_min - m) * k * sizeof(float));
+    if (accumulate) memcpy(be->pad_out, out, (size_t)m * n * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m_min, n, k, 1.f, be->pad_x, k, W, k,
+                beta, be->pad_out, n);
+    memcpy(out, be->pad_out, (size_t)m * n * sizeof(float));
+    return CLIPSKIP_OK;
+}
+
+static clipskip_status cpu_gemm(cs_backend *be, int tower, int layer, cs_weight_id w,
+                                cs_epilogue epi, const void *x_, void *out_, int32_t m) {
+    const cpu_tower *t = &be->towers[tower];
+    const float *W, *bias;
+    int n, k;
+    gemm_weights(t, layer, w, &W, &bias, &n, &k);
+    if (!W) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cpu backend: tower %d has no projection", tower);
+    if (m == 0) return CLIPSKIP_OK;
+    const float *x = x_; /* (M, K) */
+    float *out = out_;   /* (M, N) */
+    /* BIAS_RESID: out = out + x W^T, then + b (the bias after the accumulation: a rounding
+     * difference from HF's out + (x W^T + b), well inside the 1e-5 tolerance, and no extra
+     * (M, N) pass). */
+    CS_TRY(sgemm_rows(be, x, W, out, m, n, k, epi == CS_EPI_BIAS_RESID));
+    if (epi != CS_EPI_NONE) bias_act(out, bias, m, n, epi == CS_EPI_BIAS_ACT, t->act, be->n_threads);
+    return CLIPSKIP_OK;
+}
+
+/* One query row of one head: out(Dh) = softmax_j<=i(q.k_j * scale) v_j.
+ * q, k, v point at the head's columns of the sequence's first row; stride = 3D. */
+static void attend_row(float *out, const float *q, const float *k, const float *v, int i,
+                       int dh, size_t stride, float scale, float *p /* (i+1) scratch */) {
+    float mx = -INFINITY;
+    for (int j = 0; j <= i; j++) {
+        const float *kj = k + (size_t)j * stride;
+        float s = 0.f;
+        for (int c = 0; c < dh; c++) s += q[c] * kj[c];
+        p[j] = s * scale;
+        if (p[j] > mx) mx = p[j];
+    }
+    float sum = 0.f;
+    for (int j = 0; j <= i; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    float inv = 1.f / sum;
+    for (int c = 0; c < dh; c++) out[c] = 0.f;
+    for (int j = 0; j <= i; j++) {
+        const float *vj = v + (size_t)j * stride;
+        float pj = p[j] * inv;
+        for (int c = 0; c < dh; c++) out[c] += pj * vj[c];
+    }
+}
+
+static clipskip_status cpu_attention(cs_backend *be, int tower, const void *qkv_, void *out_,
+                                     int last_only) {
+    const cpu_tower *t = &be->towers[tower];
+    const float *qkv = qkv_; /* (M, 3D): q | k | v, heads contiguous inside each */
+    float *out = out_;       /* (M, D), or (n_seq, D) with last_only */
+    int d = t->d, nh = t->heads, dh = d / nh;
+    size_t stride = 3 * (size_t)d;
+    float scale = 1.f / sqrtf((float)dh);
+    int32_t n_pairs = be->n_seq * nh;
+#pragma omp parallel for num_threads(be->n_threads) schedule(dynamic, 4)
+    for (int32_t pair = 0; pair < n_pairs; pair++) {
+        int32_t s = pair / nh, hd = pair % nh;
+        int32_t off = be->seq_off[s], len = be->seq_off[s + 1] - off;
+        const float *base = qkv + (size_t)off * stride + (size_t)hd * dh;
+        float p[CLIPSKIP_CONTEXT];
+        for (int i = last_only ? len - 1 : 0; i < len; i++) {
+            float *o = last_only ? out + (size_t)s * d : out + (size_t)(off + i) * d;
+            attend_row(o + (size_t)hd * dh, base + (size_t)i * stride, base + d, base + 2 * d, i,
+                       dh, stride, scale, p);
+        }
+    }
+    return CLIPSKIP_OK;
+}
+
+static clipskip_status cpu_gather_rows(cs_backend *be, cs_buf_kind kind, const void *src_,
+                                       void *dst_, int32_t width, const int32_t *idx, int32_t n) {
+    const float *src = src_;
+    float *dst = dst_;
+    for (int32_t i = 0; i < n; i++)
+        memcpy(dst + (size_t)i * width, src + (size_t)idx[i] * width, (size_t)width * sizeof(float));
+    return CLIPSKIP_OK;
+}
+
+static clipskip_status cpu_download(cs_backend *be, cs_buf_kind kind, const void *buf, size_t off,
+                                    size_t n, void *dst, clipskip_dtype dtype) {
+    cs_convert_from_f32(dst, (const float *)buf + off, dtype, n);
+    return CLIPSKIP_OK;
+}
+
+static clipskip_status cpu_finish(cs_backend *be) { return CLIPSKIP_OK; }
+
+const cs_backend_ops cs_backend_cpu = {
+    .name = "cpu",
+    .kind = CLIPSKIP_BACKEND_CPU,
+    .init = cpu_init,
+    .free = cpu_free,
+    .elem_bytes = cpu_elem_bytes,
+    .mlp_chunk_rows = cpu_mlp_chunk_rows,
+    .device_name = cpu_device_name,
+    .memory = cpu_memory,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .set_seqs = cpu_set_seqs,
+    .embed = cpu_embed,
+    .layernorm = cpu_layernorm,
+    .gemm = cpu_gemm,
+    .attention = cpu_attention,
+    .gather_rows = cpu_gather_rows,
+    .download = cpu_download,
+    .finish = cpu_finish,
+    .graph_begin = NULL,
+    .graph_end = NULL,
+};

@@ -1,0 +1,19 @@
+/* Prompts for the CLI: from arguments, or one per line from a file or stdin. */
+#ifndef CLIPSKIP_CLI_PROMPTS_H
+#define CLIPSKIP_CLI_PROMPTS_H
+
+#include <stddef.h>
+
+typedef struct {
+    char **text;   /* n NUL-terminated prompts */
+    size_t n, cap;
+    int owned;     /* 1: text[i] are heap copies (file/stdin) */
+} cs_prompts;
+
+/* args (n_args) when given; else lines of file ("-" or NULL with no args: stdin). A final
+ * line without '\n' counts; "\r\n" endings are stripped; empty lines are empty prompts.
+ * Returns 0, or prints why on stderr (naming the file and line) and returns -1. */
+int cs_prompts_read(cs_prompts *p, char **args, int n_args, const char *file);
+void cs_prompts_free(cs_prompts *p);
+
+#endif

@@ -1,0 +1,295 @@
+/* The encoder's public calls: backend choice, argument checks, passes, towers, text. */
+#include "encoder_internal.h"
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ lifecycle */
+
+static const cs_backend_ops *choose_backend(clipskip_backend want) {
+#ifdef CLIPSKIP_WITH_CUDA
+    if (want == CLIPSKIP_BACKEND_CUDA || (want == CLIPSKIP_BACKEND_AUTO && cs_cuda_available()))
+        return &cs_backend_cuda;
+#endif
+    if (want == CLIPSKIP_BACKEND_CUDA) return NULL;
+    return &cs_backend_cpu;
+}
+
+clipskip_status clipskip_encoder_init(const clipskip_model *model,
+                                      const clipskip_encoder_params *params,
+                                      clipskip_encoder **out) {
+    if (!model || !out) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encoder_init: model and out must not be NULL");
+    *out = NULL;
+    clipskip_encoder_params p = params ? *params : clipskip_encoder_default_params();
+    if (p.max_batch <= 0) p.max_batch = clipskip_encoder_default_params().max_batch;
+    if (p.backend < CLIPSKIP_BACKEND_AUTO || p.backend > CLIPSKIP_BACKEND_CUDA)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encoder_init: unknown backend %d", (int)p.backend);
+    if (p.compute_dtype != CLIPSKIP_DTYPE_F16 && p.compute_dtype != CLIPSKIP_DTYPE_BF16 &&
+        p.compute_dtype != CLIPSKIP_DTYPE_F32)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encoder_init: unknown compute dtype %d", (int)p.compute_dtype);
+    const cs_backend_ops *ops = choose_backend(p.backend);
+    if (!ops)
+        return cs_fail(CLIPSKIP_ERR_BACKEND, "backend cuda requested but this build of clipskip "
+                                             "has no CUDA backend (%s)", clipskip_build_info());
+    clipskip_encoder *e = cs_calloc(1, sizeof *e);
+    if (!e) return CLIPSKIP_ERR_NOMEM;
+    e->model = model;
+    e->ops = ops;
+    e->params = p;
+    for (int t = 0; t < model->n_towers; t++) {
+        const clipskip_tower_info *in = &model->towers[t].info;
+        if (in->d_model > e->max_d) e->max_d = in->d_model;
+        if (in->d_mlp > e->max_f) e->max_f = in->d_mlp;
+        if (in->proj_dim > e->max_e) e->max_e = in->proj_dim;
+    }
+    clipskip_status st = ops->init(model, &p, &e->be);
+    if (st != CLIPSKIP_OK) {
+        free(e);
+        return st;
+    }
+    *out = e;
+    return CLIPSKIP_OK;
+}
+
+void clipskip_encoder_free(clipskip_encoder *e) {
+    if (!e) return;
+    void *bufs[] = {e->h, e->h_alt, e->a, e->qkv, e->att, e->mlp};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) e->ops->release(e->be, bufs[i]);
+    e->ops->free(e->be);
+    free(e);
+}
+
+clipskip_backend clipskip_encoder_backend(const clipskip_encoder *e) {
+    return e ? e->ops->kind : CLIPSKIP_BACKEND_AUTO;
+}
+
+const char *clipskip_encoder_device(const clipskip_encoder *e) {
+    return e ? e->ops->device_name(e->be) : "";
+}
+
+void clipskip_encoder_memory(const clipskip_encoder *e, size_t *weight_bytes,
+                             size_t *activation_bytes) {
+    if (weight_bytes) *weight_bytes = 0;
+    if (activation_bytes) *activation_bytes = 0;
+    if (e) e->ops->memory(e->be, weight_bytes, activation_bytes);
+}
+
+/* ------------------------------------------------------------------ checks */
+
+/* Towers a call runs: [*t0, *t1). */
+static clipskip_status tower_range(const clipskip_model *m, int32_t tower, int *t0, int *t1) {
+    if (tower == CLIPSKIP_TOWER_ALL) {
+        *t0 = 0, *t1 = m->n_towers;
+        return CLIPSKIP_OK;
+    }
+    if (tower < 0 || tower >= m->n_towers)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "tower %d out of range: the model has %d tower%s (0..%d, or -1 for all)",
+                       tower, m->n_towers, m->n_towers == 1 ? "" : "s", m->n_towers - 1);
+    *t0 = tower, *t1 = tower + 1;
+    return CLIPSKIP_OK;
+}
+
+static clipskip_status check_row(const clipskip_row_options *r, int32_t row, int32_t max_skip) {
+    if (r->clip_skip < 0 || r->clip_skip > max_skip)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG,
+                       "row %d: clip skip %d out of range: valid 1..%d (1 = all layers, 0 = the "
+                       "tower's default)", row, r->clip_skip, max_skip);
+    if (r->final_ln < CLIPSKIP_FINAL_LN_AUTO || r->final_ln > CLIPSKIP_FINAL_LN_OFF)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "row %d: final_ln %d is not auto/on/off", row,
+                       (int)r->final_ln);
+    return CLIPSKIP_OK;
+}
+
+static clipskip_status check_options(const clipskip_model *m, const clipskip_encode_options *o,
+                                     int32_t n_rows, const clipskip_outputs *out, int t0, int t1) {
+    if (o->outputs == 0 || (o->outputs & ~7u))
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "outputs 0x%x: ask for hidden, pooled and/or text_embeds", o->outputs);
+    if (o->out_dtype != CLIPSKIP_DTYPE_F32 && o->out_dtype != CLIPSKIP_DTYPE_F16)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "output dtype %s not supported: use F32 or F16", cs_dtype_name(o->out_dtype));
+    if ((o->outputs & CLIPSKIP_OUT_HIDDEN) && !out->hidden)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "hidden output asked but outputs.hidden is NULL");
+    if ((o->outputs & CLIPSKIP_OUT_POOLED) && !out->pooled)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "pooled output asked but outputs.pooled is NULL");
+    if ((o->outputs & CLIPSKIP_OUT_TEXT_EMBEDS) && !out->text_embeds)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "text_embeds asked but outputs.text_embeds is NULL");
+    if ((o->outputs & CLIPSKIP_OUT_TEXT_EMBEDS) && !m->towers[t1 - 1].proj.data)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "text_embeds asked but tower %d has no text projection", t1 - 1);
+    int32_t max_skip = 1 << 30;
+    for (int t = t0; t < t1; t++)
+        if (m->towers[t].info.n_layers < max_skip) max_skip = m->towers[t].info.n_layers;
+    if (!o->per_row) return check_row(&o->row, 0, max_skip);
+    for (int32_t i = 0; i < n_rows; i++) CS_TRY(check_row(&o->per_row[i], i, max_skip));
+    return CLIPSKIP_OK;
+}
+
+static clipskip_status check_ids(const int32_t *ids, int32_t n, int32_t vocab) {
+    for (size_t i = 0; i < (size_t)n * CLIPSKIP_CONTEXT; i++)
+        if (ids[i] < 0 || ids[i] >= vocab)
+            return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "token id %d at row %zu position %zu is outside the vocabulary 0..%d",
+                           ids[i], i / CLIPSKIP_CONTEXT, i % CLIPSKIP_CONTEXT, vocab - 1);
+    return CLIPSKIP_OK;
+}
+
+/* ------------------------------------------------------------------ towers and passes */
+
+/* Where one tower's outputs go: hidden rows may be a column block of a wider (concatenated)
+ * hidden output, pooled/embeds only for the tower that provides them. */
+typedef struct {
+    char *hidden;         /* (n, 77, hid_stride) at column hid_col, or NULL */
+    int32_t hid_stride, hid_col;
+    char *pooled, *embeds;
+} tower_dst;
+
+typedef struct {
+    cs_row_plan *rows;
+    int32_t *lens, *tok, *pos, *idx;
+    void *tmp;            /* (max_batch, 77, D) staging for concatenated hidden output */
+} pass_mem;
+
+static void pass_mem_free(pass_mem *pm) {
+    free(pm->rows), free(pm->lens), free(pm->tok), free(pm->pos), free(pm->idx), free(pm->tmp);
+}
+
+static clipskip_status pass_mem_init(pass_mem *pm, int32_t rows, size_t tmp_bytes) {
+    size_t toks = (size_t)rows * CLIPSKIP_CONTEXT;
+    memset(pm, 0, sizeof *pm);
+    pm->rows = cs_malloc(rows * sizeof *pm->rows);
+    pm->lens = cs_malloc(rows * sizeof *pm->lens);
+    pm->tok = cs_malloc(toks * sizeof *pm->tok);
+    pm->pos = cs_malloc(toks * sizeof *pm->pos);
+    pm->idx = cs_malloc(toks * sizeof *pm->idx);
+    if (tmp_bytes) pm->tmp = cs_malloc(tmp_bytes);
+    if (!pm->rows || !pm->lens || !pm->tok || !pm->pos || !pm->idx || (tmp_bytes && !pm->tmp)) {
+        pass_mem_free(pm);
+        return CLIPSKIP_ERR_NOMEM;
+    }
+    return CLIPSKIP_OK;
+}
+
+/* Copy (n, 77, D) rows into columns [col, col+D) of a (n, 77, stride) output. */
+static void scatter_columns(char *dst, const char *src, int32_t n, int32_t d, int32_t stride,
+                            int32_t col, size_t esz) {
+    for (size_t r = 0; r < (size_t)n * CLIPSKIP_CONTEXT; r++)
+        memcpy(dst + (r * stride + col) * esz, src + r * d * esz, d * esz);
+}
+
+static clipskip_status encode_tower(clipskip_encoder *e, int tw, const int32_t *ids, int32_t n,
+                                    const clipskip_encode_options *o, const tower_dst *dst) {
+    const cs_tower *t = &e->model->towers[tw];
+    int32_t d = t->info.d_model, mb = e->params.max_batch, E = t->info.proj_dim;
+    size_t esz = cs_dtype_size(o->out_dtype), row_hid = (size_t)CLIPSKIP_CONTEXT * d;
+    int concat = dst->hidden && dst->hid_stride != d;
+    CS_TRY(check_ids(ids, n, t->info.vocab));
+    pass_mem pm;
+    CS_TRY(pass_mem_init(&pm, n < mb ? n : mb, concat ? (size_t)(n < mb ? n : mb) * row_hid * esz : 0));
+    clipskip_encode_options po = *o;
+    po.outputs = (dst->hidden ? CLIPSKIP_OUT_HIDDEN : 0) | (dst->pooled ? CLIPSKIP_OUT_POOLED : 0) |
+                 (dst->embeds ? CLIPSKIP_OUT_TEXT_EMBEDS : 0);
+    clipskip_status st = CLIPSKIP_OK;
+    for (int32_t r0 = 0; r0 < n && st == CLIPSKIP_OK; r0 += mb) {
+        int32_t nr = n - r0 < mb ? n - r0 : mb;
+        const int32_t *pid = ids + (size_t)r0 * CLIPSKIP_CONTEXT;
+        cs_pass ps = {.n_rows = nr, .rows = pm.rows, .lens = pm.lens, .tok = pm.tok,
+                      .pos = pm.pos, .idx = pm.idx, .out_dtype = o->out_dtype};
+        if (dst->hidden)
+            ps.hidden = concat ? pm.tmp : dst->hidden + (size_t)r0 * row_hid * esz;
+        if (dst->pooled) ps.pooled = dst->pooled + (size_t)r0 * d * esz;
+        if (dst->embeds) ps.embeds = dst->embeds + (size_t)r0 * E * esz;
+        cs_plan_rows(t, pid, nr, &po, r0, pm.rows);
+        st = cs_encode_pass(e, &ps, tw, pid);
+        clipskip_status fs = e->ops->finish(e->be); /* wait even after a failure */
+        if (st == CLIPSKIP_OK) st = fs;
+        if (st == CLIPSKIP_OK && concat)
+            scatter_columns(dst->hidden + (size_t)r0 * CLIPSKIP_CONTEXT * dst->hid_stride * esz,
+                            pm.tmp, nr, d, dst->hid_stride, dst->hid_col, esz);
+    }
+    pass_mem_free(&pm);
+    return st;
+}
+
+/* Towers [t0, t1) each with its ids ((t1-t0) arrays of (n, 77)). */
+static clipskip_status encode_towers(clipskip_encoder *e, const int32_t *const *ids, int32_t n,
+                                     const clipskip_encode_options *o, clipskip_outputs *out,
+                                     int t0, int t1) {
+    int32_t stride = 0, col = 0;
+    for (int t = t0; t < t1; t++) stride += e->model->towers[t].info.d_model;
+    for (int t = t0; t < t1; t++) {
+        tower_dst dst = {0};
+        if (o->outputs & CLIPSKIP_OUT_HIDDEN) {
+            dst.hidden = out->hidden;
+            dst.hid_stride = stride;
+            dst.hid_col = col;
+        }
+        if (t == t1 - 1 && (o->outputs & CLIPSKIP_OUT_POOLED)) dst.pooled = out->pooled;
+        if (t == t1 - 1 && (o->outputs & CLIPSKIP_OUT_TEXT_EMBEDS)) dst.embeds = out->text_embeds;
+        col += e->model->towers[t].info.d_model;
+        if (!dst.hidden && !dst.pooled && !dst.embeds) continue; /* nothing asked of it */
+        CS_TRY(encode_tower(e, t, ids[t - t0], n, o, &dst));
+    }
+    return CLIPSKIP_OK;
+}
+
+static clipskip_status check_call(clipskip_encoder *e, int32_t n_rows,
+                                  const clipskip_encode_options **o, clipskip_outputs *out,
+                                  int *t0, int *t1) {
+    static const clipskip_encode_options defaults = {
+        .row = {0, CLIPSKIP_FINAL_LN_AUTO}, .outputs = CLIPSKIP_OUT_HIDDEN,
+        .out_dtype = CLIPSKIP_DTYPE_F32, .tower = 0, .clean = -1};
+    if (!e || !out) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode: encoder and outputs must not be NULL");
+    if (n_rows < 0) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode: n_rows %d < 0", n_rows);
+    if (!*o) *o = &defaults;
+    CS_TRY(tower_range(e->model, (*o)->tower, t0, t1));
+    return check_options(e->model, *o, n_rows, out, *t0, *t1);
+}
+
+clipskip_status clipskip_encode_ids(clipskip_encoder *e, const int32_t *ids, int32_t n_rows,
+                                    const clipskip_encode_options *o, clipskip_outputs *out) {
+    int t0 = 0, t1 = 0;
+    CS_TRY(check_call(e, n_rows, &o, out, &t0, &t1));
+    if (n_rows == 0) return CLIPSKIP_OK;
+    if (!ids) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_ids: ids is NULL");
+    const int32_t *per_tower[CS_MAX_TOWERS] = {ids, ids};
+    return encode_towers(e, per_tower, n_rows, o, out, t0, t1);
+}
+
+static clipskip_status tokenize_all(const clipskip_tokenizer *tok, const cs_tower *t,
+                                    const char *const *texts, int32_t n, int32_t clean,
+                                    int32_t *ids, clipskip_token_info *info) {
+    clipskip_clean c = clean < 0 ? t->info.default_clean : (clipskip_clean)clean;
+    for (int32_t i = 0; i < n; i++) {
+        if (!texts[i]) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "prompt %d is NULL", i);
+        clipskip_status st = clipskip_tokenize(tok, texts[i], strlen(texts[i]), c, t->info.pad_id,
+                                               ids + (size_t)i * CLIPSKIP_CONTEXT,
+                                               info ? &info[i] : NULL);
+        if (st != CLIPSKIP_OK) {
+            cs_error_prefix("prompt %d: ", i);
+            return st;
+        }
+    }
+    return CLIPSKIP_OK;
+}
+
+clipskip_status clipskip_encode_text(clipskip_encoder *e, const char *const *texts,
+                                     int32_t n_rows, const clipskip_encode_options *o,
+                                     clipskip_outputs *out, clipskip_token_info *info) {
+    int t0 = 0, t1 = 0;
+    CS_TRY(check_call(e, n_rows, &o, out, &t0, &t1));
+    if (n_rows == 0) return CLIPSKIP_OK;
+    if (!texts) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_text: texts is NULL");
+    if (o->clean < -1 || o->clean > CLIPSKIP_CLEAN_HF_FAST)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "unknown text cleanup mode %d", o->clean);
+    const clipskip_tokenizer *tok = e->model->tokenizer;
+    if (!tok) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_text: the model has no tokenizer");
+    int32_t *ids[CS_MAX_TOWERS] = {0};
+    clipskip_status st = CLIPSKIP_OK;
+    for (int t = t0; t < t1 && st == CLIPSKIP_OK; t++) {
+        ids[t - t0] = cs_malloc((size_t)n_rows * CLIPSKIP_CONTEXT * sizeof(int32_t));
+        st = ids[t - t0] ? tokenize_all(tok, &e->model->towers[t], texts, n_rows, o->clean,
+                                        ids[t - t0], t == t1 - 1 ? info : NULL)
+                         : CLIPSKIP_ERR_NOMEM;
+    }
+    if (st == CLIPSKIP_OK) st = encode_towers(e, (const int32_t *const *)ids, n_rows, o, out, t0, t1);
+    for (int t = 0; t < CS_MAX_TOWERS; t++) free(ids[t]);
+    return st;
+}
