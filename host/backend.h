@@ -102,6 +102,13 @@ typedef struct cs_backend_ops {
     /* Wait for all queued work and downloads; report any deferred device error. */
     clipskip_status (*finish)(cs_backend *be);
 
+    /* Optional (NULL: no device timer): device-measured seconds of the work the last finish()
+     * waited for, from the first op issued after the finish() before it (CUDA events). */
+    double (*device_seconds)(cs_backend *be);
+    /* Optional: measure this device's dense matrix rate (FLOP/s in the compute dtype, a large
+     * GEMM) and memory bandwidth (bytes read + written per second, a large copy). */
+    clipskip_status (*measure_peak)(cs_backend *be, double *flops_per_s, double *bytes_per_s);
+
     /* Optional (NULL on CPU): before a run of layers with one packing. Returns 1 when the
      * backend replayed a recorded sequence for this key (the encoder then skips the ops up to
      * graph_end), 0 when the encoder must issue them (the backend may be recording), <0 on

@@ -37,6 +37,7 @@ clipskip_status clipskip_encoder_init(const clipskip_model *model,
     e->model = model;
     e->ops = ops;
     e->params = p;
+    e->last_device_s = -1.0;
     for (int t = 0; t < model->n_towers; t++) {
         const clipskip_tower_info *in = &model->towers[t].info;
         if (in->d_model > e->max_d) e->max_d = in->d_model;
@@ -73,6 +74,19 @@ void clipskip_encoder_memory(const clipskip_encoder *e, size_t *weight_bytes,
     if (weight_bytes) *weight_bytes = 0;
     if (activation_bytes) *activation_bytes = 0;
     if (e) e->ops->memory(e->be, weight_bytes, activation_bytes);
+}
+
+double clipskip_encoder_last_device_seconds(const clipskip_encoder *e) {
+    return e ? e->last_device_s : -1.0;
+}
+
+clipskip_status clipskip_encoder_measure_peak(clipskip_encoder *e, double *flops_per_s,
+                                              double *bytes_per_s) {
+    if (!e || !flops_per_s || !bytes_per_s)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "measure_peak: NULL argument");
+    if (!e->ops->measure_peak)
+        return cs_fail(CLIPSKIP_ERR_UNSUPPORTED, "backend %s cannot measure its peak", e->ops->name);
+    return e->ops->measure_peak(e->be, flops_per_s, bytes_per_s);
 }
 
 /* ------------------------------------------------------------------ checks */
@@ -200,6 +214,7 @@ static clipskip_status encode_tower(clipskip_encoder *e, int tw, const int32_t *
         st = cs_encode_pass(e, &ps, tw, pid);
         clipskip_status fs = e->ops->finish(e->be); /* wait even after a failure */
         if (st == CLIPSKIP_OK) st = fs;
+        if (e->ops->device_seconds) e->last_device_s += e->ops->device_seconds(e->be);
         if (st == CLIPSKIP_OK && concat)
             scatter_columns(dst->hidden + (size_t)r0 * CLIPSKIP_CONTEXT * dst->hid_stride * esz,
                             pm.tmp, nr, d, dst->hid_stride, dst->hid_col, esz);
@@ -213,6 +228,7 @@ static clipskip_status encode_towers(clipskip_encoder *e, const int32_t *const *
                                      const clipskip_encode_options *o, clipskip_outputs *out,
                                      int t0, int t1) {
     int32_t stride = 0, col = 0;
+    e->last_device_s = e->ops->device_seconds ? 0.0 : -1.0;
     for (int t = t0; t < t1; t++) stride += e->model->towers[t].info.d_model;
     for (int t = t0; t < t1; t++) {
         tower_dst dst = {0};

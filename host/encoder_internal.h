@@ -16,6 +16,7 @@ struct clipskip_encoder {
     void *qkv;                     /* (cap_tok, 3D) ACT */
     void *att;                     /* (cap_tok, D) ACT: merged heads */
     void *mlp;                     /* (chunk, F) ACT: MLP intermediate, one chunk at a time */
+    double last_device_s;          /* device time of the last call, -1 without a device timer */
 };
 
 /* What one row of a pass needs and where it currently sits in the packing. */

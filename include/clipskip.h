@@ -257,6 +257,15 @@ const char *clipskip_encoder_device(const clipskip_encoder *enc);
 void clipskip_encoder_memory(const clipskip_encoder *enc, size_t *weight_bytes,
                              size_t *activation_bytes);
 
+/* Device-timed seconds (CUDA events) of the last encode call on this encoder, or -1 when the
+ * backend has no device timer (CPU: use a host clock). */
+double clipskip_encoder_last_device_seconds(const clipskip_encoder *enc);
+/* Measure the device's dense matrix rate in the compute dtype (FLOP/s) and memory bandwidth
+ * (bytes read + written per second) with a large GEMM and a large copy: the floor against
+ * which benchmarks report. Takes about a second. */
+clipskip_status clipskip_encoder_measure_peak(clipskip_encoder *enc, double *flops_per_s,
+                                              double *bytes_per_s);
+
 /* Per-row choices: rows of one call may differ (mixed depths in one batch). */
 typedef struct {
     int32_t clip_skip;          /* A1111 convention 1..L (1 = all layers); 0 = tower default */
