@@ -3,11 +3,12 @@
  * Weights are upcast to fp32 once at init. GEMMs go through OpenBLAS sgemm (row-major,
  * x(M,K) @ W(N,K)^T), whose per-element reduction order does not depend on M, so a row's
  * result is the same whatever else is packed with it (tests check this bitwise).
- * LayerNorm, attention and the activations are plain loops over rows, threaded with OpenMP
- * across rows / (sequence, head) pairs; each row's arithmetic is independent of the thread
- * count. */
+ * LayerNorm, attention and the activations are plain loops over rows, split across a blocking
+ * thread pool by rows / (sequence, head) pairs; each row's arithmetic is independent of the
+ * thread count. */
 #include "backend.h"
 #include "internal.h"
+#include "threadpool.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -16,9 +17,6 @@
 #include <string.h>
 #include <time.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define CPU_LN_EPS 1e-5f
 #define CPU_MLP_CHUNK 4096 /* rows per FC1/FC2 chunk: (4096, F) fp32 intermediate */
@@ -52,6 +50,7 @@ struct cs_backend {
     int n_towers;
     cpu_tower towers[CS_MAX_TOWERS];
     int n_threads;
+    cs_pool *pool;
     size_t weight_bytes, act_bytes;
     int32_t n_seq;
     int32_t *seq_off;    /* (n_seq + 1) prefix sums of the packing */
@@ -164,6 +163,7 @@ static void cpu_free(cs_backend *be) {
     free(be->seq_off);
     free(be->pad_x);
     free(be->pad_out);
+    cs_pool_free(be->pool);
     free(be);
 }
 
@@ -173,6 +173,11 @@ static clipskip_status cpu_init(const clipskip_model *model, const clipskip_enco
     if (!be) return CLIPSKIP_ERR_NOMEM;
     be->n_threads = p->n_threads > 0 ? p->n_threads : cs_cpu_count();
     be->n_towers = model->n_towers;
+    if (!(be->pool = cs_pool_new(be->n_threads))) {
+        int n = be->n_threads;
+        free(be);
+        return cs_fail(CLIPSKIP_ERR_NOMEM, "cpu backend: cannot start %d threads", n);
+    }
     for (int i = 0; i < model->n_towers; i++) {
         if (!load_tower(be, &be->towers[i], &model->towers[i])) {
             cpu_free(be);
@@ -231,20 +236,53 @@ static clipskip_status cpu_set_seqs(cs_backend *be, int32_t n_seq, const int32_t
     return CLIPSKIP_OK;
 }
 
+/* ------------------------------------------------------------------ parallel rows */
+
+typedef void (*rows_fn)(void *ctx, int64_t r0, int64_t r1);
+
+typedef struct {
+    rows_fn fn;
+    void *ctx;
+    int64_t n, per_task;
+} rows_job;
+
+static void rows_task(void *ctx, int64_t t) {
+    rows_job *j = ctx;
+    int64_t r0 = t * j->per_task, r1 = r0 + j->per_task < j->n ? r0 + j->per_task : j->n;
+    j->fn(j->ctx, r0, r1);
+}
+
+/* fn over rows [0, n) in about 4 tasks per thread. */
+static void parallel_rows(cs_backend *be, int64_t n, rows_fn fn, void *ctx) {
+    int64_t tasks = 4 * (int64_t)be->n_threads;
+    rows_job j = {fn, ctx, n, (n + tasks - 1) / tasks};
+    if (j.per_task < 1) j.per_task = 1;
+    cs_pool_run(be->pool, (n + j.per_task - 1) / j.per_task, rows_task, &j);
+}
+
 /* ------------------------------------------------------------------ ops */
 
-static clipskip_status cpu_embed(cs_backend *be, int tower, const int32_t *ids,
-                                 const int32_t *pos, int32_t m, void *h_) {
-    const cpu_tower *t = &be->towers[tower];
-    float *h = h_; /* (M, D) */
-    int d = t->d;
-#pragma omp parallel for num_threads(be->n_threads) schedule(static)
-    for (int32_t i = 0; i < m; i++) {
-        const float *te = t->tok_emb + (size_t)ids[i] * d; /* ids validated by the encoder */
-        const float *pe = t->pos_emb + (size_t)pos[i] * d;
-        float *o = h + (size_t)i * d;
+typedef struct {
+    const cpu_tower *t;
+    const int32_t *ids, *pos; /* (M) */
+    float *h;                 /* (M, D) */
+} embed_job;
+
+static void embed_rows(void *ctx, int64_t r0, int64_t r1) {
+    const embed_job *j = ctx;
+    int d = j->t->d;
+    for (int64_t i = r0; i < r1; i++) {
+        const float *te = j->t->tok_emb + (size_t)j->ids[i] * d; /* ids checked by the encoder */
+        const float *pe = j->t->pos_emb + (size_t)j->pos[i] * d;
+        float *o = j->h + (size_t)i * d;
         for (int c = 0; c < d; c++) o[c] = te[c] + pe[c];
     }
+}
+
+static clipskip_status cpu_embed(cs_backend *be, int tower, const int32_t *ids,
+                                 const int32_t *pos, int32_t m, void *h) {
+    embed_job j = {&be->towers[tower], ids, pos, h};
+    parallel_rows(be, m, embed_rows, &j);
     return CLIPSKIP_OK;
 }
 
@@ -263,6 +301,19 @@ static void layernorm_row(float *out, const float *x, const float *w, const floa
     for (int c = 0; c < d; c++) out[c] = (x[c] - mean) * rstd * w[c] + b[c];
 }
 
+typedef struct {
+    const float *in; /* (M, D) */
+    float *out;      /* (M, D) */
+    const float *w, *b;
+    int d;
+} ln_job;
+
+static void ln_rows(void *ctx, int64_t r0, int64_t r1) {
+    const ln_job *j = ctx;
+    for (int64_t i = r0; i < r1; i++)
+        layernorm_row(j->out + (size_t)i * j->d, j->in + (size_t)i * j->d, j->w, j->b, j->d);
+}
+
 static clipskip_status cpu_layernorm(cs_backend *be, int tower, int layer, cs_ln_id which,
                                      const void *in_, void *out_, int32_t m) {
     const cpu_tower *t = &be->towers[tower];
@@ -274,31 +325,41 @@ static clipskip_status cpu_layernorm(cs_backend *be, int tower, int layer, cs_ln
         w = which == CS_LN_1 ? l->ln1_w : l->ln2_w;
         b = which == CS_LN_1 ? l->ln1_b : l->ln2_b;
     }
-    const float *in = in_; /* (M, D) */
-    float *out = out_;     /* (M, D) */
-    int d = t->d;
-#pragma omp parallel for num_threads(be->n_threads) schedule(static)
-    for (int32_t i = 0; i < m; i++) layernorm_row(out + (size_t)i * d, in + (size_t)i * d, w, b, d);
+    ln_job j = {in_, out_, w, b, t->d};
+    parallel_rows(be, m, ln_rows, &j);
     return CLIPSKIP_OK;
 }
 
 static inline float quick_gelu(float x) { return x / (1.f + expf(-1.702f * x)); }
 static inline float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
 
-/* out(M, N) += bias, then the activation, in place. */
-static void bias_act(float *out, const float *bias, int32_t m, int n, int act, clipskip_act kind,
-                     int threads) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int32_t i = 0; i < m; i++) {
-        float *o = out + (size_t)i * n;
-        if (!act) {
-            for (int c = 0; c < n; c++) o[c] += bias[c];
-        } else if (kind == CLIPSKIP_ACT_QUICK_GELU) {
-            for (int c = 0; c < n; c++) o[c] = quick_gelu(o[c] + bias[c]);
+typedef struct {
+    float *out;         /* (M, N) */
+    const float *bias;  /* (N) */
+    int n, act;
+    clipskip_act kind;
+} bias_job;
+
+static void bias_rows(void *ctx, int64_t r0, int64_t r1) {
+    const bias_job *j = ctx;
+    for (int64_t i = r0; i < r1; i++) {
+        float *o = j->out + (size_t)i * j->n;
+        const float *b = j->bias;
+        if (!j->act) {
+            for (int c = 0; c < j->n; c++) o[c] += b[c];
+        } else if (j->kind == CLIPSKIP_ACT_QUICK_GELU) {
+            for (int c = 0; c < j->n; c++) o[c] = quick_gelu(o[c] + b[c]);
         } else {
-            for (int c = 0; c < n; c++) o[c] = gelu_erf(o[c] + bias[c]);
+            for (int c = 0; c < j->n; c++) o[c] = gelu_erf(o[c] + b[c]);
         }
     }
+}
+
+/* out(M, N) += bias, then the activation when act, in place. */
+static void bias_act(cs_backend *be, float *out, const float *bias, int32_t m, int n, int act,
+                     clipskip_act kind) {
+    bias_job j = {out, bias, n, act, kind};
+    parallel_rows(be, m, bias_rows, &j);
 }
 
 static void gemm_weights(const cpu_tower *t, int layer, cs_weight_id w, const float **W,
@@ -356,7 +417,7 @@ static clipskip_status cpu_gemm(cs_backend *be, int tower, int layer, cs_weight_
      * difference from HF's out + (x W^T + b), well inside the 1e-5 tolerance, and no extra
      * (M, N) pass). */
     CS_TRY(sgemm_rows(be, x, W, out, m, n, k, epi == CS_EPI_BIAS_RESID));
-    if (epi != CS_EPI_NONE) bias_act(out, bias, m, n, epi == CS_EPI_BIAS_ACT, t->act, be->n_threads);
+    if (epi != CS_EPI_NONE) bias_act(be, out, bias, m, n, epi == CS_EPI_BIAS_ACT, t->act);
     return CLIPSKIP_OK;
 }
 
@@ -386,27 +447,36 @@ static void attend_row(float *out, const float *q, const float *k, const float *
     }
 }
 
-static clipskip_status cpu_attention(cs_backend *be, int tower, const void *qkv_, void *out_,
-                                     int last_only) {
-    const cpu_tower *t = &be->towers[tower];
-    const float *qkv = qkv_; /* (M, 3D): q | k | v, heads contiguous inside each */
-    float *out = out_;       /* (M, D), or (n_seq, D) with last_only */
-    int d = t->d, nh = t->heads, dh = d / nh;
+typedef struct {
+    const cs_backend *be;
+    const float *qkv; /* (M, 3D): q | k | v, heads contiguous inside each */
+    float *out;       /* (M, D), or (n_seq, D) with last_only */
+    int d, nh, last_only;
+} attn_job;
+
+/* Rows are (sequence, head) pairs. */
+static void attn_pairs(void *ctx, int64_t p0, int64_t p1) {
+    const attn_job *j = ctx;
+    int d = j->d, dh = d / j->nh;
     size_t stride = 3 * (size_t)d;
-    float scale = 1.f / sqrtf((float)dh);
-    int32_t n_pairs = be->n_seq * nh;
-#pragma omp parallel for num_threads(be->n_threads) schedule(dynamic, 4)
-    for (int32_t pair = 0; pair < n_pairs; pair++) {
-        int32_t s = pair / nh, hd = pair % nh;
-        int32_t off = be->seq_off[s], len = be->seq_off[s + 1] - off;
-        const float *base = qkv + (size_t)off * stride + (size_t)hd * dh;
-        float p[CLIPSKIP_CONTEXT];
-        for (int i = last_only ? len - 1 : 0; i < len; i++) {
-            float *o = last_only ? out + (size_t)s * d : out + (size_t)(off + i) * d;
+    float scale = 1.f / sqrtf((float)dh), p[CLIPSKIP_CONTEXT];
+    for (int64_t pair = p0; pair < p1; pair++) {
+        int32_t s = (int32_t)(pair / j->nh), hd = (int32_t)(pair % j->nh);
+        int32_t off = j->be->seq_off[s], len = j->be->seq_off[s + 1] - off;
+        const float *base = j->qkv + (size_t)off * stride + (size_t)hd * dh;
+        for (int i = j->last_only ? len - 1 : 0; i < len; i++) {
+            float *o = j->last_only ? j->out + (size_t)s * d : j->out + (size_t)(off + i) * d;
             attend_row(o + (size_t)hd * dh, base + (size_t)i * stride, base + d, base + 2 * d, i,
                        dh, stride, scale, p);
         }
     }
+}
+
+static clipskip_status cpu_attention(cs_backend *be, int tower, const void *qkv, void *out,
+                                     int last_only) {
+    const cpu_tower *t = &be->towers[tower];
+    attn_job j = {be, qkv, out, t->d, t->heads, last_only};
+    parallel_rows(be, (int64_t)be->n_seq * t->heads, attn_pairs, &j);
     return CLIPSKIP_OK;
 }
 
