@@ -26,6 +26,15 @@
  * this many multiply-adds (4x the threshold seen), padding M with scratch rows when needed.
  * Real towers only pad the rare calls of a few rows (N*K >= 768*768). */
 #define CPU_MIN_GEMM_MNK 4000000.0
+#define CPU_MAX_HEAD_DIM 256 /* CLIP towers use 64 */
+
+/* Hot loops get AVX-512 / AVX2 clones picked at run time; the build stays baseline x86-64.
+ * -ffp-contract=off (CMake) keeps every clone's arithmetic identical to the scalar code. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define CS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CS_CLONES
+#endif
 
 typedef struct {
     float *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* (D) */
@@ -124,6 +133,11 @@ static void free_layer(cpu_layer *cl) {
 
 static int load_tower(cs_backend *be, cpu_tower *ct, const cs_tower *t) {
     const clipskip_tower_info *in = &t->info;
+    if (in->n_heads <= 0 || in->d_model % in->n_heads || in->d_model / in->n_heads > CPU_MAX_HEAD_DIM) {
+        cs_fail(CLIPSKIP_ERR_UNSUPPORTED, "cpu backend: width %d with %d heads: head dim must "
+                "divide the width and be at most %d", in->d_model, in->n_heads, CPU_MAX_HEAD_DIM);
+        return 0;
+    }
     size_t d = (size_t)in->d_model, f = (size_t)in->d_mlp;
     ct->d = in->d_model;
     ct->f = in->d_mlp;
@@ -181,7 +195,7 @@ static clipskip_status cpu_init(const clipskip_model *model, const clipskip_enco
     for (int i = 0; i < model->n_towers; i++) {
         if (!load_tower(be, &be->towers[i], &model->towers[i])) {
             cpu_free(be);
-            return CLIPSKIP_ERR_NOMEM;
+            return clipskip_last_status() ? clipskip_last_status() : CLIPSKIP_ERR_NOMEM;
         }
     }
     /* OpenBLAS's thread count is process-wide: only touched when the caller asked for one. */
@@ -268,7 +282,7 @@ typedef struct {
     float *h;                 /* (M, D) */
 } embed_job;
 
-static void embed_rows(void *ctx, int64_t r0, int64_t r1) {
+CS_CLONES static void embed_rows(void *ctx, int64_t r0, int64_t r1) {
     const embed_job *j = ctx;
     int d = j->t->d;
     for (int64_t i = r0; i < r1; i++) {
@@ -287,7 +301,7 @@ static clipskip_status cpu_embed(cs_backend *be, int tower, const int32_t *ids,
 }
 
 /* One row: out = (x - mean) / sqrt(var + eps) * w + b, two-pass fp32 statistics. */
-static void layernorm_row(float *out, const float *x, const float *w, const float *b, int d) {
+CS_CLONES static void layernorm_row(float *out, const float *x, const float *w, const float *b, int d) {
     float mean = 0.f;
     for (int c = 0; c < d; c++) mean += x[c];
     mean /= (float)d;
@@ -340,7 +354,7 @@ typedef struct {
     clipskip_act kind;
 } bias_job;
 
-static void bias_rows(void *ctx, int64_t r0, int64_t r1) {
+CS_CLONES static void bias_rows(void *ctx, int64_t r0, int64_t r1) {
     const bias_job *j = ctx;
     for (int64_t i = r0; i < r1; i++) {
         float *o = j->out + (size_t)i * j->n;
@@ -421,17 +435,21 @@ static clipskip_status cpu_gemm(cs_backend *be, int tower, int layer, cs_weight_
     return CLIPSKIP_OK;
 }
 
-/* One query row of one head: out(Dh) = softmax_j<=i(q.k_j * scale) v_j.
- * q, k, v point at the head's columns of the sequence's first row; stride = 3D. */
-static void attend_row(float *out, const float *q, const float *k, const float *v, int i,
-                       int dh, size_t stride, float scale, float *p /* (i+1) scratch */) {
+/* One query row i of one head: out(Dh) = softmax_{j<=i}(q.k_j * scale) v_j.
+ * kt (Dh, T) is the head's K transposed so the score loop runs over j contiguously; each
+ * score still sums over c = 0..Dh-1 in order, so a row's result depends on nothing but its
+ * own inputs (not on len, not on the thread). v: the head's V of row 0, rows stride apart. */
+CS_CLONES static void attend_row(float *out, const float *q, const float *kt, const float *v,
+                                 int i, int dh, size_t stride, float scale, float *p) {
+    for (int j = 0; j <= i; j++) p[j] = 0.f;
+    for (int c = 0; c < dh; c++) {
+        const float qc = q[c], *kc = kt + (size_t)c * CLIPSKIP_CONTEXT;
+        for (int j = 0; j <= i; j++) p[j] += qc * kc[j];
+    }
     float mx = -INFINITY;
     for (int j = 0; j <= i; j++) {
-        const float *kj = k + (size_t)j * stride;
-        float s = 0.f;
-        for (int c = 0; c < dh; c++) s += q[c] * kj[c];
-        p[j] = s * scale;
-        if (p[j] > mx) mx = p[j];
+        p[j] *= scale;
+        mx = p[j] > mx ? p[j] : mx;
     }
     float sum = 0.f;
     for (int j = 0; j <= i; j++) {
@@ -441,8 +459,7 @@ static void attend_row(float *out, const float *q, const float *k, const float *
     float inv = 1.f / sum;
     for (int c = 0; c < dh; c++) out[c] = 0.f;
     for (int j = 0; j <= i; j++) {
-        const float *vj = v + (size_t)j * stride;
-        float pj = p[j] * inv;
+        const float *vj = v + (size_t)j * stride, pj = p[j] * inv;
         for (int c = 0; c < dh; c++) out[c] += pj * vj[c];
     }
 }
@@ -460,14 +477,17 @@ static void attn_pairs(void *ctx, int64_t p0, int64_t p1) {
     int d = j->d, dh = d / j->nh;
     size_t stride = 3 * (size_t)d;
     float scale = 1.f / sqrtf((float)dh), p[CLIPSKIP_CONTEXT];
+    float kt[CPU_MAX_HEAD_DIM * CLIPSKIP_CONTEXT]; /* (Dh, T) */
     for (int64_t pair = p0; pair < p1; pair++) {
         int32_t s = (int32_t)(pair / j->nh), hd = (int32_t)(pair % j->nh);
         int32_t off = j->be->seq_off[s], len = j->be->seq_off[s + 1] - off;
         const float *base = j->qkv + (size_t)off * stride + (size_t)hd * dh;
+        for (int r = 0; r < len; r++)
+            for (int c = 0; c < dh; c++) kt[c * CLIPSKIP_CONTEXT + r] = base[(size_t)r * stride + d + c];
         for (int i = j->last_only ? len - 1 : 0; i < len; i++) {
             float *o = j->last_only ? j->out + (size_t)s * d : j->out + (size_t)(off + i) * d;
-            attend_row(o + (size_t)hd * dh, base + (size_t)i * stride, base + d, base + 2 * d, i,
-                       dh, stride, scale, p);
+            attend_row(o + (size_t)hd * dh, base + (size_t)i * stride, kt, base + 2 * d, i, dh,
+                       stride, scale, p);
         }
     }
 }
