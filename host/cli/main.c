@@ -14,6 +14,7 @@ typedef struct {
 
 static const cs_cmd COMMANDS[] = {
     /* one line per subcommand; each lives in host/cli/<name>.c */
+    {"info", cs_cmd_info, "describe the text tower(s) in a model file"},
     {NULL, NULL, NULL},
 };
 
