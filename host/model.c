@@ -63,7 +63,8 @@ static const struct {
     const char *layout;
     clipskip_pipeline pipeline; /* what a file holding this tower (alone or with its pair) is */
 } KNOWN[] = {
-    {"cond_stage_model.transformer.text_model.", NAMES_HF, "sd1-single-file", CLIPSKIP_PIPELINE_SD1},
+    {"cond_stage_model.transformer.text_model.", NAMES_HF, "sd1-single-file",
+     CLIPSKIP_PIPELINE_SD1},
     {"cond_stage_model.transformer.", NAMES_HF, "sd1-single-file-old", CLIPSKIP_PIPELINE_SD1},
     {"cond_stage_model.model.", NAMES_OPENCLIP, "sd2-single-file", CLIPSKIP_PIPELINE_SD2},
     {"conditioner.embedders.0.transformer.text_model.", NAMES_HF, "sdxl-single-file",
@@ -321,11 +322,10 @@ static clipskip_status load_pos_emb(const tower_ctx *c, cs_tower *tw) {
     clipskip_status s = get_tensor(c, name, &t);
     if (s) return s;
     if (t->ndim != 2 || t->shape[0] != CLIPSKIP_CONTEXT || t->shape[1] != c->D)
-        return cs_fail(CLIPSKIP_ERR_SHAPE,
-                       "%s: tensor '%s': shape: expected [context, D] = [%d, %" PRId64
-                       "], found %s",
-                       c->file, name, CLIPSKIP_CONTEXT, c->D,
-                       shape_str(t->shape, t->ndim, found, sizeof found));
+        return cs_fail(
+            CLIPSKIP_ERR_SHAPE,
+            "%s: tensor '%s': shape: expected [context, D] = [%d, %" PRId64 "], found %s", c->file,
+            name, CLIPSKIP_CONTEXT, c->D, shape_str(t->shape, t->ndim, found, sizeof found));
     set_view(&tw->pos_emb, t, 2, CLIPSKIP_CONTEXT, c->D);
     tw->info.context = CLIPSKIP_CONTEXT;
     return CLIPSKIP_OK;
@@ -401,9 +401,9 @@ static clipskip_status apply_config(const tower_ctx *c, const cs_hf_config *cfg,
     };
     for (size_t i = 0; cfg->present && i < sizeof checks / sizeof checks[0]; i++)
         if (checks[i].want >= 0 && checks[i].want != checks[i].have)
-            return cs_fail(CLIPSKIP_ERR_SHAPE, "%s: %s: expected %" PRId64 " (%s in %s), found %" PRId64,
-                           cfg->path, checks[i].key, checks[i].have, checks[i].what, c->file,
-                           checks[i].want);
+            return cs_fail(CLIPSKIP_ERR_SHAPE,
+                           "%s: %s: expected %" PRId64 " (%s in %s), found %" PRId64, cfg->path,
+                           checks[i].key, checks[i].have, checks[i].what, c->file, checks[i].want);
     if (cfg->present && cfg->num_attention_heads > 0) {
         if (c->D % cfg->num_attention_heads)
             return cs_fail(CLIPSKIP_ERR_SHAPE,
@@ -424,9 +424,9 @@ static clipskip_status apply_config(const tower_ctx *c, const cs_hf_config *cfg,
     in->act = c->loc->style == NAMES_OPENCLIP || wide ? CLIPSKIP_ACT_GELU : CLIPSKIP_ACT_QUICK_GELU;
     if (cfg->present && cfg->hidden_act >= 0) in->act = (clipskip_act)cfg->hidden_act;
     in->family = c->D == 768 && in->act == CLIPSKIP_ACT_QUICK_GELU ? CLIPSKIP_FAMILY_CLIP_L
-                 : c->D == 1024                                  ? CLIPSKIP_FAMILY_OPENCLIP_H
-                 : c->D == 1280                                  ? CLIPSKIP_FAMILY_OPENCLIP_BIGG
-                                                                 : CLIPSKIP_FAMILY_OTHER;
+                 : c->D == 1024                                    ? CLIPSKIP_FAMILY_OPENCLIP_H
+                 : c->D == 1280                                    ? CLIPSKIP_FAMILY_OPENCLIP_BIGG
+                                                                   : CLIPSKIP_FAMILY_OTHER;
     return CLIPSKIP_OK;
 }
 
@@ -482,9 +482,12 @@ static clipskip_status find_towers(const cs_safetensors *st, const char *file, t
         const char *name = st->tensors[i].name;
         size_t pl;
         names_style style;
-        if (ends_with_part(name, "embeddings.token_embedding.weight", &pl)) style = NAMES_HF;
-        else if (ends_with_part(name, "token_embedding.weight", &pl)) style = NAMES_OPENCLIP;
-        else continue;
+        if (ends_with_part(name, "embeddings.token_embedding.weight", &pl))
+            style = NAMES_HF;
+        else if (ends_with_part(name, "token_embedding.weight", &pl))
+            style = NAMES_OPENCLIP;
+        else
+            continue;
         if (n >= CS_MAX_TOWERS) {
             size_t el = strlen(extra);
             snprintf(extra + el, sizeof extra - el, "%s'%.*s'", el ? ", " : "", (int)pl, name);
@@ -528,7 +531,10 @@ static clipskip_status find_towers(const cs_safetensors *st, const char *file, t
 /* "1234 tensors; top-level prefixes: model (686), first_stage_model (248), ..." */
 static void describe_contents(const cs_safetensors *st, char *buf, size_t cap) {
     enum { SHOW = 6, TRACK = 64 };
-    struct { char name[48]; int count; } top[TRACK];
+    struct {
+        char name[48];
+        int count;
+    } top[TRACK];
     int n_top = 0;
     for (int i = 0; i < st->n_tensors; i++) {
         const char *name = st->tensors[i].name;
@@ -587,14 +593,20 @@ static tower_role role_of(clipskip_pipeline p, int index, const cs_tower *tw, na
 
 /* Per-tower defaults (table at the top of this file). */
 static void set_defaults(cs_tower *tw, tower_role role, names_style style) {
+    static const struct {
+        int skip, final_ln, pad;
+    } ROLE[] = {
+        [ROLE_SD1] = {1, 1, CLIPSKIP_EOS},
+        [ROLE_SD2] = {2, 1, 0},
+        [ROLE_SDXL_L] = {2, 0, CLIPSKIP_EOS},
+        [ROLE_SDXL_G] = {2, 0, 0},
+    };
     clipskip_tower_info *in = &tw->info;
-    int sd2_skip = style == NAMES_HF && in->n_layers == 23 ? 1 : 2; /* diffusers SD2: 23 layers */
-    switch (role) {
-    case ROLE_SD1: in->default_clip_skip = 1, in->default_final_ln = 1, in->pad_id = CLIPSKIP_EOS; break;
-    case ROLE_SD2: in->default_clip_skip = sd2_skip, in->default_final_ln = 1, in->pad_id = 0; break;
-    case ROLE_SDXL_L: in->default_clip_skip = 2, in->default_final_ln = 0, in->pad_id = CLIPSKIP_EOS; break;
-    case ROLE_SDXL_G: in->default_clip_skip = 2, in->default_final_ln = 0, in->pad_id = 0; break;
-    }
+    in->default_clip_skip = ROLE[role].skip;
+    in->default_final_ln = ROLE[role].final_ln;
+    in->pad_id = ROLE[role].pad;
+    if (role == ROLE_SD2 && style == NAMES_HF && in->n_layers == 23)
+        in->default_clip_skip = 1; /* diffusers SD2: the conversion dropped the last layer */
     if (in->default_clip_skip > in->n_layers) in->default_clip_skip = in->n_layers;
     in->default_clean = CLIPSKIP_CLEAN_HF;
 }
@@ -629,8 +641,9 @@ clipskip_status cs_model_from_file(cs_safetensors *st, const char *config_dir, i
     for (int i = 0; i < n && !s; i++) {
         tower_ctx c = {.st = st, .file = st->path, .loc = &locs[i]};
         s = load_tower(&c, &cfg, &m->towers[i]);
-        if (!s) set_defaults(&m->towers[i], role_of(m->pipeline, i, &m->towers[i], locs[i].style),
-                             locs[i].style);
+        if (!s)
+            set_defaults(&m->towers[i], role_of(m->pipeline, i, &m->towers[i], locs[i].style),
+                         locs[i].style);
     }
     if (s) {
         clipskip_model_free(m);
@@ -657,7 +670,8 @@ static int has_pickle_magic(const char *path) {
     if (!f) return 0;
     size_t n = fread(b, 1, sizeof b, f);
     fclose(f);
-    return (n >= 4 && !memcmp(b, "PK\x03\x04", 4)) || (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5);
+    return (n >= 4 && !memcmp(b, "PK\x03\x04", 4)) ||
+           (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5);
 }
 
 static clipskip_status pickle_refusal(const char *path, const char *why) {

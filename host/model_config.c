@@ -32,8 +32,9 @@ static clipskip_status read_text(const char *path, char **out, int *missing) {
     if (err || n > CONFIG_MAX_BYTES) {
         free(buf);
         return err ? cs_fail(CLIPSKIP_ERR_IO, "%s: read failed", path)
-                   : cs_fail(CLIPSKIP_ERR_TOO_LARGE, "%s: size: expected at most %u bytes, found more",
-                             path, CONFIG_MAX_BYTES);
+                   : cs_fail(CLIPSKIP_ERR_TOO_LARGE,
+                             "%s: size: expected at most %u bytes, found more", path,
+                             CONFIG_MAX_BYTES);
     }
     buf[n] = 0;
     *out = buf;
@@ -47,8 +48,8 @@ static clipskip_status get_int(const cJSON *o, const char *key, const char *path
     if (!v || cJSON_IsNull(v)) return CLIPSKIP_OK;
     double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
     if (!(d >= 0 && d <= 1e9 && d == floor(d)))
-        return cs_fail(CLIPSKIP_ERR_FORMAT, "%s: %s: expected an integer in 0..1e9, found %s",
-                       path, key, cJSON_IsNumber(v) ? "another number" : "another JSON value");
+        return cs_fail(CLIPSKIP_ERR_FORMAT, "%s: %s: expected an integer in 0..1e9, found %s", path,
+                       key, cJSON_IsNumber(v) ? "another number" : "another JSON value");
     *out = (int64_t)d;
     return CLIPSKIP_OK;
 }
@@ -77,8 +78,10 @@ static clipskip_status read_fields(const cJSON *tc, const cJSON *root, cs_hf_con
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(tc, "hidden_act");
     if (act) {
         const char *a = cJSON_IsString(act) ? act->valuestring : "";
-        if (!strcmp(a, "quick_gelu")) cfg->hidden_act = CLIPSKIP_ACT_QUICK_GELU;
-        else if (!strcmp(a, "gelu")) cfg->hidden_act = CLIPSKIP_ACT_GELU;
+        if (!strcmp(a, "quick_gelu"))
+            cfg->hidden_act = CLIPSKIP_ACT_QUICK_GELU;
+        else if (!strcmp(a, "gelu"))
+            cfg->hidden_act = CLIPSKIP_ACT_GELU;
         else
             return cs_fail(CLIPSKIP_ERR_UNSUPPORTED,
                            "%s: hidden_act: expected \"quick_gelu\" or \"gelu\", found \"%.40s\"",

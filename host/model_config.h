@@ -7,11 +7,11 @@
 #include <stdint.h>
 
 typedef struct {
-    int present;                 /* 0: no config.json (or not a CLIP text config) */
-    char path[4200];             /* for messages */
+    int present;     /* 0: no config.json (or not a CLIP text config) */
+    char path[4200]; /* for messages */
     int64_t hidden_size, intermediate_size, num_hidden_layers, num_attention_heads;
     int64_t vocab_size, max_position_embeddings, projection_dim; /* -1 when absent */
-    int hidden_act;              /* a clipskip_act, or -1 when absent */
+    int hidden_act; /* a clipskip_act, or -1 when absent */
 } cs_hf_config;
 
 /* Read dir/config.json. A missing file is not an error (present = 0); a config of another

@@ -33,20 +33,19 @@
 /* The public struct plus what only this file needs to release it. */
 typedef struct {
     cs_safetensors pub;
-    int owns_map;   /* 1: map is our mmap (cs_st_open); 0: the caller's buffer (cs_st_parse) */
-    void *aligned;  /* copies of misaligned tensors, or NULL */
+    int owns_map;  /* 1: map is our mmap (cs_st_open); 0: the caller's buffer (cs_st_parse) */
+    void *aligned; /* copies of misaligned tensors, or NULL */
 } st_impl;
 
 static const struct {
     const char *name;
     size_t size;
 } DTYPES[CS_ST_N_DTYPES] = {
-    [CS_ST_F32] = {"F32", 4},         [CS_ST_F16] = {"F16", 2},   [CS_ST_BF16] = {"BF16", 2},
-    [CS_ST_F64] = {"F64", 8},         [CS_ST_I64] = {"I64", 8},   [CS_ST_I32] = {"I32", 4},
-    [CS_ST_I16] = {"I16", 2},         [CS_ST_I8] = {"I8", 1},     [CS_ST_U8] = {"U8", 1},
-    [CS_ST_BOOL] = {"BOOL", 1},       [CS_ST_F8_E4M3] = {"F8_E4M3", 1},
-    [CS_ST_F8_E5M2] = {"F8_E5M2", 1}, [CS_ST_U16] = {"U16", 2},   [CS_ST_U32] = {"U32", 4},
-    [CS_ST_U64] = {"U64", 8},
+    [CS_ST_F32] = {"F32", 4},   [CS_ST_F16] = {"F16", 2},         [CS_ST_BF16] = {"BF16", 2},
+    [CS_ST_F64] = {"F64", 8},   [CS_ST_I64] = {"I64", 8},         [CS_ST_I32] = {"I32", 4},
+    [CS_ST_I16] = {"I16", 2},   [CS_ST_I8] = {"I8", 1},           [CS_ST_U8] = {"U8", 1},
+    [CS_ST_BOOL] = {"BOOL", 1}, [CS_ST_F8_E4M3] = {"F8_E4M3", 1}, [CS_ST_F8_E5M2] = {"F8_E5M2", 1},
+    [CS_ST_U16] = {"U16", 2},   [CS_ST_U32] = {"U32", 4},         [CS_ST_U64] = {"U64", 8},
 };
 
 const char *cs_st_dtype_name(cs_st_dtype dt) {
@@ -159,8 +158,8 @@ static clipskip_status parse_header_json(const uint8_t *h, size_t n, const char 
                        "offset %zu",
                        file, pos + 8);
     }
-    while (pos < n && (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' ||
-                       text[pos] == '\r'))
+    while (pos < n &&
+           (text[pos] == ' ' || text[pos] == '\t' || text[pos] == '\n' || text[pos] == '\r'))
         pos++;
     free(text);
     if (pos != n) {
@@ -213,8 +212,8 @@ static clipskip_status parse_metadata(cs_safetensors *st, const cJSON *v, const 
     for (int i = 1; i < st->n_meta; i++)
         if (strcmp(st->meta[i - 1].key, st->meta[i].key) == 0)
             return cs_fail(CLIPSKIP_ERR_FORMAT,
-                           "%s: __metadata__: key '%s': expected unique keys, found it twice",
-                           file, st->meta[i].key);
+                           "%s: __metadata__: key '%s': expected unique keys, found it twice", file,
+                           st->meta[i].key);
     return CLIPSKIP_OK;
 }
 
@@ -274,7 +273,8 @@ static clipskip_status parse_shape(const cJSON *v, const char *file, cs_st_tenso
             return cs_fail(CLIPSKIP_ERR_FORMAT,
                            "%s: tensor '%s': shape: expected dimension %d to be an integer in "
                            "0..2^53, found %s",
-                           file, t->name, i, cJSON_IsNumber(d) ? "another number" : json_type_name(d));
+                           file, t->name, i,
+                           cJSON_IsNumber(d) ? "another number" : json_type_name(d));
         t->shape[i++] = (int64_t)u;
     }
     t->ndim = n;
@@ -387,7 +387,8 @@ static clipskip_status set_data(st_impl *im) {
     for (int i = 0; i < st->n_tensors; i++) {
         cs_st_tensor *t = &st->tensors[i];
         t->data = st->data + t->begin;
-        if ((uintptr_t)t->data % cs_st_dtype_size(t->dtype)) extra += ((t->end - t->begin) + 7) & ~(size_t)7;
+        if ((uintptr_t)t->data % cs_st_dtype_size(t->dtype))
+            extra += ((t->end - t->begin) + 7) & ~(size_t)7;
     }
     if (!extra) return CLIPSKIP_OK;
     uint8_t *buf = cs_malloc(extra);
@@ -612,14 +613,16 @@ static cJSON *u64_array(const uint64_t *v, int n) {
 }
 
 /* The header JSON, padded with spaces to a multiple of 8 bytes. */
-static clipskip_status build_header(const cs_st_out_tensor *const *ts, int n, const cs_st_meta *meta,
-                                    int n_meta, const char *path, char **out, size_t *len) {
+static clipskip_status build_header(const cs_st_out_tensor *const *ts, int n,
+                                    const cs_st_meta *meta, int n_meta, const char *path,
+                                    char **out, size_t *len) {
     cJSON *root = cJSON_CreateObject(), *m = NULL;
     int ok = root != NULL;
     if (ok && n_meta > 0) {
         ok = (m = cJSON_AddObjectToObject(root, "__metadata__")) != NULL;
         for (int i = 0; ok && i < n_meta; i++)
-            ok = meta[i].key && meta[i].value && !cJSON_GetObjectItemCaseSensitive(m, meta[i].key) &&
+            ok = meta[i].key && meta[i].value &&
+                 !cJSON_GetObjectItemCaseSensitive(m, meta[i].key) &&
                  cJSON_AddStringToObject(m, meta[i].key, meta[i].value);
         if (!ok) {
             cJSON_Delete(root);
@@ -637,13 +640,18 @@ static clipskip_status build_header(const cs_st_out_tensor *const *ts, int n, co
         cJSON *e = cJSON_AddObjectToObject(root, t->name);
         ok = e && cJSON_AddStringToObject(e, "dtype", cs_dtype_name(t->dtype));
         cJSON *sa = ok ? u64_array(shape, t->ndim) : NULL, *oa = sa ? u64_array(offs, 2) : NULL;
-        ok = oa && cJSON_AddItemToObject(e, "shape", sa) && cJSON_AddItemToObject(e, "data_offsets", oa);
-        if (!ok) { cJSON_Delete(sa); cJSON_Delete(oa); }
+        ok = oa && cJSON_AddItemToObject(e, "shape", sa) &&
+             cJSON_AddItemToObject(e, "data_offsets", oa);
+        if (!ok) {
+            cJSON_Delete(sa);
+            cJSON_Delete(oa);
+        }
         off += nb;
     }
     char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
-    if (!text) return cs_fail(CLIPSKIP_ERR_NOMEM, "%s: out of host memory building the header", path);
+    if (!text)
+        return cs_fail(CLIPSKIP_ERR_NOMEM, "%s: out of host memory building the header", path);
     size_t tl = strlen(text), padded = (tl + 7) & ~(size_t)7;
     char *buf = cs_malloc(padded);
     if (buf) {
@@ -673,8 +681,8 @@ static int write_all(int fd, const void *p, size_t n) {
     return 0;
 }
 
-static clipskip_status write_file(const char *path, const char *tmp, const char *hdr,
-                                  size_t hlen, const cs_st_out_tensor *const *ts, int n) {
+static clipskip_status write_file(const char *path, const char *tmp, const char *hdr, size_t hlen,
+                                  const cs_st_out_tensor *const *ts, int n) {
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return cs_fail(CLIPSKIP_ERR_IO, "%s: open of the temporary file %s: %s", path, tmp,
@@ -689,8 +697,14 @@ static clipskip_status write_file(const char *path, const char *tmp, const char 
         e = write_all(fd, ts[i]->data, (size_t)nb);
     }
     const char *what = "write";
-    if (!e && fsync(fd) != 0) { e = errno; what = "fsync"; }
-    if (close(fd) != 0 && !e) { e = errno; what = "close"; }
+    if (!e && fsync(fd) != 0) {
+        e = errno;
+        what = "fsync";
+    }
+    if (close(fd) != 0 && !e) {
+        e = errno;
+        what = "close";
+    }
     if (e)
         return cs_fail(CLIPSKIP_ERR_IO, "%s: %s of the temporary file %s: %s", path, what, tmp,
                        strerror(e));
@@ -729,8 +743,8 @@ clipskip_status cs_st_write(const char *path, const cs_st_out_tensor *tensors, i
     } else {
         s = write_file(path, tmp, hdr, hlen, ts, n);
         if (!s && rename(tmp, path) != 0)
-            s = cs_fail(CLIPSKIP_ERR_IO, "%s: rename of the temporary file %s onto it: %s",
-                        path, tmp, strerror(errno));
+            s = cs_fail(CLIPSKIP_ERR_IO, "%s: rename of the temporary file %s onto it: %s", path,
+                        tmp, strerror(errno));
         if (s) unlink(tmp); /* never leave a partial file behind */
     }
     free(hdr);

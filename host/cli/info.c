@@ -28,14 +28,18 @@ static const char *pipeline_name(clipskip_pipeline p) {
     return "tower";
 }
 
-static const char *act_name(clipskip_act a) { return a == CLIPSKIP_ACT_GELU ? "gelu" : "quick_gelu"; }
+static const char *act_name(clipskip_act a) {
+    return a == CLIPSKIP_ACT_GELU ? "gelu" : "quick_gelu";
+}
 
 static const char *dtype_name(clipskip_dtype d) {
     return d == CLIPSKIP_DTYPE_F16 ? "F16" : d == CLIPSKIP_DTYPE_BF16 ? "BF16" : "F32";
 }
 
 static const char *clean_name(clipskip_clean c) {
-    return c == CLIPSKIP_CLEAN_OPENCLIP ? "openclip" : c == CLIPSKIP_CLEAN_HF_FAST ? "hf-fast" : "hf";
+    return c == CLIPSKIP_CLEAN_OPENCLIP  ? "openclip"
+           : c == CLIPSKIP_CLEAN_HF_FAST ? "hf-fast"
+                                         : "hf";
 }
 
 static void print_text(const char *path, const clipskip_model *m) {
@@ -50,13 +54,16 @@ static void print_text(const char *path, const clipskip_model *m) {
         printf("    layout       %s (prefix '%s')\n", t.layout, t.prefix);
         printf("    layers       %d\n", t.n_layers);
         printf("    width        %d\n", t.d_model);
-        printf("    heads        %d (head dim %d)\n", t.n_heads, t.n_heads ? t.d_model / t.n_heads : 0);
+        printf("    heads        %d (head dim %d)\n", t.n_heads,
+               t.n_heads ? t.d_model / t.n_heads : 0);
         printf("    mlp width    %d\n", t.d_mlp);
         printf("    activation   %s\n", act_name(t.act));
         printf("    vocab        %d\n", t.vocab);
         printf("    context      %d\n", t.context);
-        if (t.proj_dim) printf("    projection   %d -> %d\n", t.d_model, t.proj_dim);
-        else printf("    projection   none\n");
+        if (t.proj_dim)
+            printf("    projection   %d -> %d\n", t.d_model, t.proj_dim);
+        else
+            printf("    projection   none\n");
         printf("    dtype        %s\n", dtype_name(t.file_dtype));
         printf("    parameters   %lld\n", (long long)t.n_params);
         printf("    clip skip    %d by default (1..%d; 1 = all layers)\n", t.default_clip_skip,
@@ -138,8 +145,10 @@ int cs_cmd_info(int argc, char **argv) {
             rc = CS_EXIT_FAIL;
             continue;
         }
-        if (json) cJSON_AddItemToArray(all, model_json(pos[i], m));
-        else print_text(pos[i], m);
+        if (json)
+            cJSON_AddItemToArray(all, model_json(pos[i], m));
+        else
+            print_text(pos[i], m);
         clipskip_model_free(m);
     }
     if (json) {

@@ -45,8 +45,8 @@ static void test_bad_fixtures(void) {
     EXPECT(M "bad/layer-gap.safetensors", FMT, "layer 1: missing",
            "found tensors for layer 2 but none for layer 1", NULL);
     snprintf(t, sizeof t, "tensor '%s0.mlp.fc1.weight': dtype", L);
-    EXPECT(M "bad/int-weight.safetensors", UNS, t, "expected F32, F16 or BF16 for a weight, found I32",
-           NULL);
+    EXPECT(M "bad/int-weight.safetensors", UNS, t,
+           "expected F32, F16 or BF16 for a weight, found I32", NULL);
     snprintf(t, sizeof t, "tensor '%s0.ls_1.gamma': unexpected in a CLIP text layer", L);
     EXPECT(M "bad/unknown-layer-tensor.safetensors", UNS, t, "not supported", NULL);
     EXPECT(M "bad/three-towers.safetensors", UNS, "expected at most 2 per file, found 3",
@@ -59,8 +59,8 @@ static void test_bad_fixtures(void) {
            "arbitrary code", "st.save_file(");
     EXPECT(M "bad/pickle-renamed.safetensors", UNS, "pickle-renamed.safetensors: a PyTorch pickle",
            "zip/pickle content", "torch.load('");
-    EXPECT(M "nonexistent.safetensors", CLIPSKIP_ERR_IO, "nonexistent.safetensors: open: No such file",
-           NULL, NULL);
+    EXPECT(M "nonexistent.safetensors", CLIPSKIP_ERR_IO,
+           "nonexistent.safetensors: open: No such file", NULL, NULL);
     EXPECT(M "bad", CLIPSKIP_ERR_IO, "bad/model.safetensors: open", NULL, NULL);
     EXPECT("x.pt", UNS, "(.pt)", NULL, NULL);
     EXPECT("x.BIN", UNS, "(.BIN)", NULL, NULL);
@@ -88,25 +88,27 @@ static void test_shapes(void) {
     REQUIRE(f);
     small_tower(f, 0, "text_model.");
     tb_find(f, "text_model.embeddings.position_embedding.weight")->shape[0] = 76;
-    WRITE_EXPECT(f, "pos.safetensors", SHP, "tensor 'text_model.embeddings.position_embedding.weight'",
+    WRITE_EXPECT(f, "pos.safetensors", SHP,
+                 "tensor 'text_model.embeddings.position_embedding.weight'",
                  "expected [context, D] = [77, 64], found [76, 64]");
     small_tower(f, 0, "text_model.");
     tb_find(f, "text_model.embeddings.token_embedding.weight")->ndim = 1;
     WRITE_EXPECT(f, "tok.safetensors", SHP, "token_embedding.weight': shape: expected [V, D]",
                  "found [8]");
     small_tower(f, 1, "cond_stage_model.model.");
-    tb_find(f, "cond_stage_model.model.transformer.resblocks.1.attn.in_proj_weight")->shape[0] = 128;
+    tb_find(f, "cond_stage_model.model.transformer.resblocks.1.attn.in_proj_weight")->shape[0] =
+        128;
     WRITE_EXPECT(f, "inproj.safetensors", SHP, "resblocks.1.attn.in_proj_weight': shape",
                  "expected [3D, D] = [192, 64], found [128, 64]");
     small_tower(f, 1, "");
     tb_find(f, "text_projection")->shape[0] = 32; /* (E, D) where OpenCLIP stores (D, E) */
     tb_find(f, "text_projection")->shape[1] = 64;
-    WRITE_EXPECT(f, "proj.safetensors", SHP, "tensor 'text_projection': shape: expected [D, E] = [64, E]",
-                 "found [32, 64]");
+    WRITE_EXPECT(f, "proj.safetensors", SHP,
+                 "tensor 'text_projection': shape: expected [D, E] = [64, E]", "found [32, 64]");
     small_tower(f, 0, "cond_stage_model.transformer.text_model.");
     tb_find(f, "cond_stage_model.transformer.text_model.final_layer_norm.bias")->shape[0] = 65;
-    WRITE_EXPECT(f, "lnf.safetensors", SHP, "final_layer_norm.bias': shape: expected [D] = [64], found [65]",
-                 NULL);
+    WRITE_EXPECT(f, "lnf.safetensors", SHP,
+                 "final_layer_norm.bias': shape: expected [D] = [64], found [65]", NULL);
     small_tower(f, 0, "");
     tb_remove(f, "encoder.layers.0.mlp.fc1.weight");
     WRITE_EXPECT(f, "fc1.safetensors", FMT, "tensor 'encoder.layers.0.mlp.fc1.weight': missing",
@@ -119,8 +121,8 @@ static void test_shapes(void) {
     /* tensors named like a layer but not a layer index */
     small_tower(f, 0, "text_model.");
     tb_add(f, "text_model.encoder.layers.x.mlp.fc1.weight", 1, 4, 0);
-    WRITE_EXPECT(f, "idx.safetensors", UNS, "layers.x.mlp.fc1.weight': unexpected in a CLIP text layer",
-                 NULL);
+    WRITE_EXPECT(f, "idx.safetensors", UNS,
+                 "layers.x.mlp.fc1.weight': unexpected in a CLIP text layer", NULL);
     free(f);
 }
 
@@ -163,7 +165,8 @@ static void config_case(const char *json, clipskip_status s, const char *a, int 
 
 static void test_config(void) {
     const clipskip_act Q = CLIPSKIP_ACT_QUICK_GELU, G = CLIPSKIP_ACT_GELU;
-    CONFIG("{\"model_type\": \"clip_text_model\", \"num_attention_heads\": 4, \"hidden_act\": \"gelu\","
+    CONFIG("{\"model_type\": \"clip_text_model\", \"num_attention_heads\": 4, \"hidden_act\": "
+           "\"gelu\","
            " \"hidden_size\": 64, \"intermediate_size\": 96, \"num_hidden_layers\": 2,"
            " \"vocab_size\": 8, \"max_position_embeddings\": 77, \"layer_norm_eps\": 1e-05}",
            CLIPSKIP_OK, NULL, 4, G);
@@ -175,8 +178,10 @@ static void test_config(void) {
     CONFIG("{\"hidden_act\": \"gelu_new\"}", UNS,
            "hidden_act: expected \"quick_gelu\" or \"gelu\", found \"gelu_new\"", 0, Q);
     CONFIG("{\"hidden_size\": 768}", SHP, "hidden_size: expected 64", 0, Q);
-    CONFIG("{\"num_hidden_layers\": 3}", SHP, "num_hidden_layers: expected 2 (the layers in the file", 0, Q);
-    CONFIG("{\"num_attention_heads\": 5}", SHP, "num_attention_heads: expected a divisor of D = 64, found 5", 0, Q);
+    CONFIG("{\"num_hidden_layers\": 3}", SHP,
+           "num_hidden_layers: expected 2 (the layers in the file", 0, Q);
+    CONFIG("{\"num_attention_heads\": 5}", SHP,
+           "num_attention_heads: expected a divisor of D = 64, found 5", 0, Q);
     CONFIG("{\"layer_norm_eps\": 1e-6}", UNS, "layer_norm_eps: expected 1e-05", 0, Q);
     CONFIG("{\"hidden_size\": 64.5}", FMT, "hidden_size: expected an integer", 0, Q);
     CONFIG("{\"hidden_size\": ", FMT, "expected a JSON object", 0, Q);
@@ -202,10 +207,13 @@ static void test_families(void) {
     CHECK(clipskip_model_pipeline(m) == CLIPSKIP_PIPELINE_SDXL);
     clipskip_model_tower_info(m, 0, &t0);
     clipskip_model_tower_info(m, 1, &t1);
-    CHECK(t0.family == CLIPSKIP_FAMILY_CLIP_L && t0.n_heads == 12 && t0.act == CLIPSKIP_ACT_QUICK_GELU);
+    CHECK(t0.family == CLIPSKIP_FAMILY_CLIP_L && t0.n_heads == 12 &&
+          t0.act == CLIPSKIP_ACT_QUICK_GELU);
     CHECK(t0.default_clip_skip == 2 && t0.default_final_ln == 0 && t0.pad_id == 49407);
-    CHECK(t1.family == CLIPSKIP_FAMILY_OPENCLIP_BIGG && t1.n_heads == 20 && t1.act == CLIPSKIP_ACT_GELU);
-    CHECK(t1.default_clip_skip == 2 && t1.default_final_ln == 0 && t1.pad_id == 0 && t1.proj_dim == 1280);
+    CHECK(t1.family == CLIPSKIP_FAMILY_OPENCLIP_BIGG && t1.n_heads == 20 &&
+          t1.act == CLIPSKIP_ACT_GELU);
+    CHECK(t1.default_clip_skip == 2 && t1.default_final_ln == 0 && t1.pad_id == 0 &&
+          t1.proj_dim == 1280);
     clipskip_model_free(m);
 
     tb_init(f, 3 * 1024 * 1024 * 2); /* HF-named H alone (diffusers SD2 style, no config) */
@@ -216,7 +224,8 @@ static void test_families(void) {
     REQUIRE(m);
     clipskip_model_tower_info(m, 0, &t0);
     CHECK(clipskip_model_pipeline(m) == CLIPSKIP_PIPELINE_TOWER);
-    CHECK(t0.family == CLIPSKIP_FAMILY_OPENCLIP_H && t0.n_heads == 16 && t0.act == CLIPSKIP_ACT_GELU);
+    CHECK(t0.family == CLIPSKIP_FAMILY_OPENCLIP_H && t0.n_heads == 16 &&
+          t0.act == CLIPSKIP_ACT_GELU);
     CHECK(t0.default_clip_skip == 2 && t0.default_final_ln == 1 && t0.pad_id == 0);
     clipskip_model_free(m);
 

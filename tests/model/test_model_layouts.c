@@ -27,42 +27,64 @@ typedef struct {
 } layout_case;
 
 static const layout_case CASES[] = {
-    {M "sd1.safetensors", CLIPSKIP_PIPELINE_SD1, 1,
-     {{OTHER, "sd1-single-file", "cond_stage_model.transformer.text_model.", 6, 64, 1, 256,
-       49408, 0, QG, CLIPSKIP_DTYPE_F32, 1, 1, 49407}}},
-    {M "sd1-old.safetensors", CLIPSKIP_PIPELINE_SD1, 1,
+    {M "sd1.safetensors",
+     CLIPSKIP_PIPELINE_SD1,
+     1,
+     {{OTHER, "sd1-single-file", "cond_stage_model.transformer.text_model.", 6, 64, 1, 256, 49408,
+       0, QG, CLIPSKIP_DTYPE_F32, 1, 1, 49407}}},
+    {M "sd1-old.safetensors",
+     CLIPSKIP_PIPELINE_SD1,
+     1,
      {{OTHER, "sd1-single-file-old", "cond_stage_model.transformer.", 2, 64, 1, 128, 1000, 0, QG,
        CLIPSKIP_DTYPE_F16, 1, 1, 49407}}},
-    {M "sd2.safetensors", CLIPSKIP_PIPELINE_SD2, 1,
+    {M "sd2.safetensors",
+     CLIPSKIP_PIPELINE_SD2,
+     1,
      {{OTHER, "sd2-single-file", "cond_stage_model.model.", 5, 64, 1, 256, 49408, 64, GE,
        CLIPSKIP_DTYPE_F16, 2, 1, 0}}},
-    {M "sdxl.safetensors", CLIPSKIP_PIPELINE_SDXL, 2,
-     {{OTHER, "sdxl-single-file", "conditioner.embedders.0.transformer.text_model.", 4, 64, 1,
-       256, 49408, 0, QG, CLIPSKIP_DTYPE_F16, 2, 0, 49407},
+    {M "sdxl.safetensors",
+     CLIPSKIP_PIPELINE_SDXL,
+     2,
+     {{OTHER, "sdxl-single-file", "conditioner.embedders.0.transformer.text_model.", 4, 64, 1, 256,
+       49408, 0, QG, CLIPSKIP_DTYPE_F16, 2, 0, 49407},
       {OTHER, "sdxl-single-file", "conditioner.embedders.1.model.", 6, 64, 1, 256, 49408, 48, GE,
        CLIPSKIP_DTYPE_F16, 2, 0, 0}}},
-    {M "sdxl-refiner.safetensors", CLIPSKIP_PIPELINE_SDXL_REFINER, 1,
-     {{OTHER, "sdxl-refiner-single-file", "conditioner.embedders.0.model.", 3, 64, 1, 128, 1000,
-       32, GE, CLIPSKIP_DTYPE_F16, 2, 0, 0}}},
+    {M "sdxl-refiner.safetensors",
+     CLIPSKIP_PIPELINE_SDXL_REFINER,
+     1,
+     {{OTHER, "sdxl-refiner-single-file", "conditioner.embedders.0.model.", 3, 64, 1, 128, 1000, 32,
+       GE, CLIPSKIP_DTYPE_F16, 2, 0, 0}}},
     /* a folder path: its model.safetensors, with config.json (2 heads) */
-    {M "diffusers/text_encoder", CLIPSKIP_PIPELINE_TOWER, 1,
+    {M "diffusers/text_encoder",
+     CLIPSKIP_PIPELINE_TOWER,
+     1,
      {{OTHER, "diffusers", "text_model.", 3, 64, 2, 128, 1000, 0, QG, CLIPSKIP_DTYPE_F16, 1, 1,
        49407}}},
     /* config.json: 4 heads of 8 and gelu (HF names alone would say 1 head, quick_gelu) */
-    {M "diffusers/text_encoder_2/model.safetensors", CLIPSKIP_PIPELINE_TOWER, 1,
+    {M "diffusers/text_encoder_2/model.safetensors",
+     CLIPSKIP_PIPELINE_TOWER,
+     1,
      {{OTHER, "diffusers", "text_model.", 5, 32, 4, 128, 49408, 24, GE, CLIPSKIP_DTYPE_BF16, 2, 0,
        0}}},
-    {M "hf-noprefix/model.safetensors", CLIPSKIP_PIPELINE_TOWER, 1,
+    {M "hf-noprefix/model.safetensors",
+     CLIPSKIP_PIPELINE_TOWER,
+     1,
      {{OTHER, "transformers-no-prefix", "", 2, 64, 4, 128, 1000, 0, QG, CLIPSKIP_DTYPE_F16, 1, 1,
        49407}}},
-    {M "openclip.safetensors", CLIPSKIP_PIPELINE_TOWER, 1,
+    {M "openclip.safetensors",
+     CLIPSKIP_PIPELINE_TOWER,
+     1,
      {{OTHER, "openclip", "", 2, 128, 2, 256, 1000, 64, GE, CLIPSKIP_DTYPE_F16, 2, 1, 0}}},
-    {M "tower-bf16.safetensors", CLIPSKIP_PIPELINE_TOWER, 1,
+    {M "tower-bf16.safetensors",
+     CLIPSKIP_PIPELINE_TOWER,
+     1,
      {{OTHER, "diffusers", "text_model.", 2, 64, 1, 128, 1000, 0, QG, CLIPSKIP_DTYPE_BF16, 1, 1,
        49407}}},
-    {M "bad/trailing-bytes.safetensors", CLIPSKIP_PIPELINE_SD1, 1,
-     {{OTHER, "sd1-single-file", "cond_stage_model.transformer.text_model.", 2, 64, 1, 96, 16,
-       0, QG, CLIPSKIP_DTYPE_F16, 1, 1, 49407}}},
+    {M "bad/trailing-bytes.safetensors",
+     CLIPSKIP_PIPELINE_SD1,
+     1,
+     {{OTHER, "sd1-single-file", "cond_stage_model.transformer.text_model.", 2, 64, 1, 96, 16, 0,
+       QG, CLIPSKIP_DTYPE_F16, 1, 1, 49407}}},
 };
 
 static int64_t expected_params(const tower_expect *e) {
@@ -104,7 +126,7 @@ static void check_views(const cs_tower *tw) {
         for (int k = 0; k < 4; k++)
             CHECK(mats[k]->data && mats[k]->ndim == 2 && mats[k]->shape[0] == D &&
                   mats[k]->shape[1] == D && mats[k]->name);
-        const cs_weight *vecs[] = {&L->ln1_w, &L->ln1_b, &L->q_b, &L->k_b, &L->v_b,
+        const cs_weight *vecs[] = {&L->ln1_w, &L->ln1_b, &L->q_b,   &L->k_b,  &L->v_b,
                                    &L->o_b,   &L->ln2_w, &L->ln2_b, &L->fc2_b};
         for (int k = 0; k < 9; k++)
             CHECK(vecs[k]->data && vecs[k]->ndim == 1 && vecs[k]->shape[0] == D);
@@ -115,8 +137,10 @@ static void check_views(const cs_tower *tw) {
     if (tw->info.proj_dim) {
         CHECK(tw->proj.data);
         int64_t E = tw->info.proj_dim;
-        if (tw->proj_is_linear) CHECK(tw->proj.shape[0] == E && tw->proj.shape[1] == D);
-        else CHECK(tw->proj.shape[0] == D && tw->proj.shape[1] == E);
+        if (tw->proj_is_linear)
+            CHECK(tw->proj.shape[0] == E && tw->proj.shape[1] == D);
+        else
+            CHECK(tw->proj.shape[0] == D && tw->proj.shape[1] == E);
     } else {
         CHECK(tw->proj.data == NULL);
     }
@@ -148,8 +172,10 @@ static void test_views(void) {
     CHECK_OK(clipskip_model_load(M "sd2.safetensors", NULL, &m));
     REQUIRE(m);
     const cs_tower *tw = &m->towers[0];
-    const cs_st_tensor *in = cs_st_find(m->file, "cond_stage_model.model.transformer.resblocks.2.attn.in_proj_weight");
-    const cs_st_tensor *inb = cs_st_find(m->file, "cond_stage_model.model.transformer.resblocks.2.attn.in_proj_bias");
+    const cs_st_tensor *in =
+        cs_st_find(m->file, "cond_stage_model.model.transformer.resblocks.2.attn.in_proj_weight");
+    const cs_st_tensor *inb =
+        cs_st_find(m->file, "cond_stage_model.model.transformer.resblocks.2.attn.in_proj_bias");
     REQUIRE(in && inb);
     const cs_layer *L = &tw->layers[2];
     CHECK(L->q_w.data == in->data);
@@ -164,8 +190,10 @@ static void test_views(void) {
     REQUIRE(m);
     tw = &m->towers[0];
     CHECK(tw->proj_is_linear && tw->proj.dtype == CLIPSKIP_DTYPE_BF16);
-    CHECK(tw->tok_emb.dtype == CLIPSKIP_DTYPE_F16 && tw->layers[0].q_w.dtype == CLIPSKIP_DTYPE_BF16);
-    CHECK(tw->layers[0].ln1_w.dtype == CLIPSKIP_DTYPE_F32 && tw->pos_emb.dtype == CLIPSKIP_DTYPE_F32);
+    CHECK(tw->tok_emb.dtype == CLIPSKIP_DTYPE_F16 &&
+          tw->layers[0].q_w.dtype == CLIPSKIP_DTYPE_BF16);
+    CHECK(tw->layers[0].ln1_w.dtype == CLIPSKIP_DTYPE_F32 &&
+          tw->pos_emb.dtype == CLIPSKIP_DTYPE_F32);
     CHECK(strcmp(tw->proj.name, "text_projection.weight") == 0);
     clipskip_model_free(m);
 
@@ -180,10 +208,9 @@ static void test_views(void) {
 
 /* The goldens' metadata (written by the generator from the HF config) matches the loader. */
 static void test_goldens_agree(void) {
-    static const char *const G[] = {"sd1.goldens.safetensors", "sd2.goldens.safetensors",
-                                    "sdxl.tower0.goldens.safetensors",
-                                    "sdxl.tower1.goldens.safetensors",
-                                    "diffusers/text_encoder_2.goldens.safetensors"};
+    static const char *const G[] = {
+        "sd1.goldens.safetensors", "sd2.goldens.safetensors", "sdxl.tower0.goldens.safetensors",
+        "sdxl.tower1.goldens.safetensors", "diffusers/text_encoder_2.goldens.safetensors"};
     for (size_t g = 0; g < sizeof G / sizeof G[0]; g++) {
         char path[1024];
         snprintf(path, sizeof path, M "%s", G[g]);
@@ -202,7 +229,8 @@ static void test_goldens_agree(void) {
             CHECK(t.n_layers == atoi(cs_st_meta_get(st, "n_layers")));
             CHECK(t.n_heads == atoi(cs_st_meta_get(st, "n_heads")));
             CHECK(t.pad_id == atoi(cs_st_meta_get(st, "pad_id")));
-            CHECK(!strcmp(cs_st_meta_get(st, "act"), t.act == CLIPSKIP_ACT_GELU ? "gelu" : "quick_gelu"));
+            CHECK(!strcmp(cs_st_meta_get(st, "act"),
+                          t.act == CLIPSKIP_ACT_GELU ? "gelu" : "quick_gelu"));
             const cs_st_tensor *ids = cs_st_find(st, "ids"), *hs = cs_st_find(st, "hidden_states");
             const cs_st_tensor *te = cs_st_find(st, "text_embeds");
             REQUIRE(ids && hs);
@@ -226,14 +254,16 @@ static void test_goldens_agree(void) {
 static void test_api_args(void) {
     clipskip_model *m = NULL;
     CHECK_ERR(clipskip_model_load(NULL, NULL, &m), CLIPSKIP_ERR_INVALID_ARG, "path is NULL");
-    CHECK_ERR(clipskip_model_load(M "sd1.safetensors", NULL, NULL), CLIPSKIP_ERR_INVALID_ARG, "out");
+    CHECK_ERR(clipskip_model_load(M "sd1.safetensors", NULL, NULL), CLIPSKIP_ERR_INVALID_ARG,
+              "out");
     CHECK(clipskip_model_n_towers(NULL) == 0);
     CHECK(clipskip_model_tokenizer(NULL) == NULL);
     clipskip_model_free(NULL);
     CHECK_OK(clipskip_model_load(M "sdxl.safetensors", NULL, &m));
     REQUIRE(m);
     clipskip_tower_info t;
-    CHECK_ERR(clipskip_model_tower_info(m, 2, &t), CLIPSKIP_ERR_INVALID_ARG, "tower 2: expected 0..1");
+    CHECK_ERR(clipskip_model_tower_info(m, 2, &t), CLIPSKIP_ERR_INVALID_ARG,
+              "tower 2: expected 0..1");
     CHECK_ERR(clipskip_model_tower_info(m, -1, &t), CLIPSKIP_ERR_INVALID_ARG, "expected 0..1");
     CHECK_ERR(clipskip_model_tower_info(m, 0, NULL), CLIPSKIP_ERR_INVALID_ARG, "NULL");
     int32_t h = -1, p = -1, e = -1;
@@ -251,7 +281,8 @@ static void test_api_args(void) {
               "tower: expected 0..1 or CLIPSKIP_TOWER_ALL (-1), found 2");
     o.tower = -2;
     CHECK_ERR(clipskip_output_dims(m, &o, &h, &p, &e), CLIPSKIP_ERR_INVALID_ARG, "found -2");
-    CHECK_ERR(clipskip_output_dims(NULL, &o, &h, &p, &e), CLIPSKIP_ERR_INVALID_ARG, "model is NULL");
+    CHECK_ERR(clipskip_output_dims(NULL, &o, &h, &p, &e), CLIPSKIP_ERR_INVALID_ARG,
+              "model is NULL");
     clipskip_model_free(m);
 }
 

@@ -17,7 +17,7 @@ typedef struct {
     cs_st_out_tensor t[TB_MAX];
     char names[TB_MAX][200];
     int n;
-    void *zeros;          /* shared by every tensor */
+    void *zeros; /* shared by every tensor */
     size_t zeros_bytes;
 } tb_file;
 
@@ -68,15 +68,16 @@ static void tb_tower(tb_file *f, int openclip, const char *prefix, int D, int F,
         for (int i = 0; i < L; i++) {
             char lp[120];
             snprintf(lp, sizeof lp, "%sencoder.layers.%d.", prefix, i);
-            static const char *const v[] = {"layer_norm1.weight", "layer_norm1.bias",
-                                            "layer_norm2.weight", "layer_norm2.bias",
-                                            "self_attn.q_proj.bias", "self_attn.k_proj.bias",
-                                            "self_attn.v_proj.bias", "self_attn.out_proj.bias",
-                                            "mlp.fc2.bias"};
-            for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) tb_add(f, N("%s%s", lp, v[k]), 1, D, 0);
+            static const char *const v[] = {
+                "layer_norm1.weight",    "layer_norm1.bias",        "layer_norm2.weight",
+                "layer_norm2.bias",      "self_attn.q_proj.bias",   "self_attn.k_proj.bias",
+                "self_attn.v_proj.bias", "self_attn.out_proj.bias", "mlp.fc2.bias"};
+            for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
+                tb_add(f, N("%s%s", lp, v[k]), 1, D, 0);
             static const char *const m[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
                                             "self_attn.v_proj.weight", "self_attn.out_proj.weight"};
-            for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) tb_add(f, N("%s%s", lp, m[k]), 2, D, D);
+            for (size_t k = 0; k < sizeof m / sizeof m[0]; k++)
+                tb_add(f, N("%s%s", lp, m[k]), 2, D, D);
             tb_add(f, N("%smlp.fc1.weight", lp), 2, F, D);
             tb_add(f, N("%smlp.fc1.bias", lp), 1, F, 0);
             tb_add(f, N("%smlp.fc2.weight", lp), 2, D, F);
@@ -94,9 +95,10 @@ static void tb_tower(tb_file *f, int openclip, const char *prefix, int D, int F,
         for (int i = 0; i < L; i++) {
             char lp[120];
             snprintf(lp, sizeof lp, "%stransformer.resblocks.%d.", prefix, i);
-            static const char *const v[] = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias",
-                                            "attn.out_proj.bias", "mlp.c_proj.bias"};
-            for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) tb_add(f, N("%s%s", lp, v[k]), 1, D, 0);
+            static const char *const v[] = {"ln_1.weight", "ln_1.bias",          "ln_2.weight",
+                                            "ln_2.bias",   "attn.out_proj.bias", "mlp.c_proj.bias"};
+            for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
+                tb_add(f, N("%s%s", lp, v[k]), 1, D, 0);
             tb_add(f, N("%sattn.in_proj_weight", lp), 2, 3 * D, D);
             tb_add(f, N("%sattn.in_proj_bias", lp), 1, 3 * D, 0);
             tb_add(f, N("%sattn.out_proj.weight", lp), 2, D, D);

@@ -66,7 +66,7 @@ static void test_file_and_header_rules(void) {
     EXPECT(" {}", 0, FMT, "starting with '{'", NULL);
     EXPECT("[1]", 0, FMT, "starting with '{'", NULL);
     EXPECT("{\"a\xff\": 1}", 0, FMT, "expected valid UTF-8", "file offset 11");
-    EXPECT("{\"\xc0\x80\": 1}", 0, FMT, "expected valid UTF-8", NULL); /* overlong NUL */
+    EXPECT("{\"\xc0\x80\": 1}", 0, FMT, "expected valid UTF-8", NULL);     /* overlong NUL */
     EXPECT("{\"\xed\xa0\x80\": 1}", 0, FMT, "expected valid UTF-8", NULL); /* surrogate */
     EXPECT("{\"a\x01\": 1}", 0, FMT, "control characters", "0x01");
     size_t size;
@@ -87,7 +87,8 @@ static void test_entry_rules(void) {
            "tensor 'w': shape: expected a field", NULL);
     EXPECT("{\"w\": {\"dtype\": \"F32\", \"shape\": [1]}}", 4, FMT,
            "tensor 'w': data_offsets: expected a field", NULL);
-    EXPECT("{\"w\": {\"dtype\": \"F32\", \"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+    EXPECT("{\"w\": {\"dtype\": \"F32\", \"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, "
+           "4]}}",
            4, FMT, "tensor 'w': dtype: expected one field, found it twice", NULL);
     EXPECT("{\"w\": {\"dtype\": 3, \"shape\": [1], \"data_offsets\": [0, 4]}}", 4, FMT,
            "tensor 'w': dtype: expected a string, found a number", NULL);
@@ -101,8 +102,9 @@ static void test_entry_rules(void) {
            "shape: expected dimension 1 to be an integer", NULL);
     EXPECT("{\"w\": {\"dtype\": \"F32\", \"shape\": [\"1\"], \"data_offsets\": [0, 4]}}", 4, FMT,
            "expected dimension 0 to be an integer in 0..2^53, found a string", NULL);
-    EXPECT("{\"w\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,1], \"data_offsets\": [0, 4]}}",
-           4, UNS, "tensor 'w': shape: expected at most 8 dimensions, found 9", NULL);
+    EXPECT(
+        "{\"w\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,1], \"data_offsets\": [0, 4]}}",
+        4, UNS, "tensor 'w': shape: expected at most 8 dimensions, found 9", NULL);
     EXPECT("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0]}}", 4, FMT,
            "tensor 'w': data_offsets: expected [begin, end]", NULL);
     EXPECT("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, -4]}}", 4, FMT,
@@ -115,10 +117,12 @@ static void test_entry_rules(void) {
 
 static void test_size_rules(void) {
     /* 2^53 * 2^11 elements: the element count overflows 64 bits */
-    EXPECT("{\"w\": {\"dtype\": \"U8\", \"shape\": [9007199254740992, 2048], \"data_offsets\": [0, 0]}}",
+    EXPECT("{\"w\": {\"dtype\": \"U8\", \"shape\": [9007199254740992, 2048], \"data_offsets\": [0, "
+           "0]}}",
            0, FMT, "tensor 'w': shape: expected an element count below 2^64", NULL);
     /* 2^62 elements of 4 bytes: the byte size overflows */
-    EXPECT("{\"w\": {\"dtype\": \"F32\", \"shape\": [2147483648, 2147483648], \"data_offsets\": [0, 0]}}",
+    EXPECT("{\"w\": {\"dtype\": \"F32\", \"shape\": [2147483648, 2147483648], \"data_offsets\": "
+           "[0, 0]}}",
            0, FMT, "tensor 'w': shape: expected a byte size below 2^64", NULL);
     EXPECT("{\"w\": {\"dtype\": \"F32\", \"shape\": [2, 3], \"data_offsets\": [0, 20]}}", 20, FMT,
            "tensor 'w': data_offsets: expected end - begin = 24 bytes (shape [2, 3] x F32)",
@@ -134,51 +138,66 @@ static void test_layout_rules(void) {
     EXPECT("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", 8, FMT,
            "tensor 'w': data_offsets: expected begin = 0 (tensors contiguous from 0), found 4",
            "leaves a gap");
-    snprintf(h, sizeof h, "{%s, \"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 12]}}", a4);
+    snprintf(h, sizeof h,
+             "{%s, \"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [8, 12]}}", a4);
     EXPECT(h, 12, FMT, "tensor 'b': data_offsets: expected begin = 4", "leaves a gap");
-    snprintf(h, sizeof h, "{%s, \"b\": {\"dtype\": \"F16\", \"shape\": [2], \"data_offsets\": [2, 6]}}", a4);
-    EXPECT(h, 6, FMT, "tensor 'b': data_offsets: expected begin = 4", "overlaps the previous tensor");
-    snprintf(h, sizeof h, "{%s, \"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", a4);
+    snprintf(h, sizeof h,
+             "{%s, \"b\": {\"dtype\": \"F16\", \"shape\": [2], \"data_offsets\": [2, 6]}}", a4);
+    EXPECT(h, 6, FMT, "tensor 'b': data_offsets: expected begin = 4",
+           "overlaps the previous tensor");
+    snprintf(h, sizeof h,
+             "{%s, \"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", a4);
     EXPECT(h, 8, FMT, "data_offsets: expected begin = 4", "overlaps");
     EXPECT("{\"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", 4, FMT,
            "tensor 'w': data_offsets: expected end <= 4 (the data section's size), found 8", NULL);
     snprintf(h, sizeof h, "{%s, %s}", a4, a4);
     EXPECT(h, 4, FMT, "tensor 'a': name: expected unique tensor names, found it twice", NULL);
     /* order in the header does not matter, only the offsets */
-    snprintf(h, sizeof h, "{\"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}, %s}", a4);
+    snprintf(h, sizeof h,
+             "{\"b\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}, %s}", a4);
     EXPECT(h, 8, CLIPSKIP_OK, NULL, NULL);
 }
 
 static void test_metadata_rules(void) {
-    EXPECT("{\"__metadata__\": [1]}", 0, FMT, "__metadata__: expected an object of strings, found an array", NULL);
-    EXPECT("{\"__metadata__\": {\"k\": 1}}", 0, FMT, "__metadata__: key 'k': expected a string value, found a number", NULL);
-    EXPECT("{\"__metadata__\": {\"k\": \"a\", \"k\": \"b\"}}", 0, FMT, "__metadata__: key 'k': expected unique keys", NULL);
-    EXPECT("{\"__metadata__\": {}, \"__metadata__\": {}}", 0, FMT, "__metadata__: expected at most one, found it twice", NULL);
+    EXPECT("{\"__metadata__\": [1]}", 0, FMT,
+           "__metadata__: expected an object of strings, found an array", NULL);
+    EXPECT("{\"__metadata__\": {\"k\": 1}}", 0, FMT,
+           "__metadata__: key 'k': expected a string value, found a number", NULL);
+    EXPECT("{\"__metadata__\": {\"k\": \"a\", \"k\": \"b\"}}", 0, FMT,
+           "__metadata__: key 'k': expected unique keys", NULL);
+    EXPECT("{\"__metadata__\": {}, \"__metadata__\": {}}", 0, FMT,
+           "__metadata__: expected at most one, found it twice", NULL);
     EXPECT("{\"__metadata__\": null}", 0, CLIPSKIP_OK, NULL, NULL);
 }
 
 /* A valid file: every dtype, a 0-d and an empty tensor, lookups, metadata, trailing bytes. */
 static void test_valid(void) {
-    static const struct { const char *dt; int size; } DT[] = {
-        {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"F64", 8}, {"I64", 8}, {"I32", 4}, {"I16", 2},
-        {"I8", 1}, {"U8", 1}, {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"U16", 2},
-        {"U32", 4}, {"U64", 8},
+    static const struct {
+        const char *dt;
+        int size;
+    } DT[] = {
+        {"F32", 4},     {"F16", 2},     {"BF16", 2}, {"F64", 8}, {"I64", 8},
+        {"I32", 4},     {"I16", 2},     {"I8", 1},   {"U8", 1},  {"BOOL", 1},
+        {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"U16", 2},  {"U32", 4}, {"U64", 8},
     };
     char h[4096];
-    int n = snprintf(h, sizeof h, "{\"__metadata__\": {\"format\": \"pt\", \"x\": \"caf\xc3\xa9\"}");
+    int n =
+        snprintf(h, sizeof h, "{\"__metadata__\": {\"format\": \"pt\", \"x\": \"caf\xc3\xa9\"}");
     uint64_t off = 0;
     for (size_t i = 0; i < sizeof DT / sizeof DT[0]; i++) { /* largest first keeps alignment */
-        n += snprintf(h + n, sizeof h - (size_t)n,
-                      ", \"t_%s\": {\"dtype\": \"%s\", \"shape\": [2, 4], \"data_offsets\": [%llu, %llu]}",
-                      DT[i].dt, DT[i].dt, (unsigned long long)off,
-                      (unsigned long long)(off + 8u * (unsigned)DT[i].size));
+        n += snprintf(
+            h + n, sizeof h - (size_t)n,
+            ", \"t_%s\": {\"dtype\": \"%s\", \"shape\": [2, 4], \"data_offsets\": [%llu, %llu]}",
+            DT[i].dt, DT[i].dt, (unsigned long long)off,
+            (unsigned long long)(off + 8u * (unsigned)DT[i].size));
         off += 8u * (unsigned)DT[i].size;
     }
-    n += snprintf(h + n, sizeof h - (size_t)n,
-                  ", \"scalar\": {\"dtype\": \"U8\", \"shape\": [], \"data_offsets\": [%llu, %llu]}"
-                  ", \"empty\": {\"dtype\": \"F32\", \"shape\": [0, 5], \"data_offsets\": [%llu, %llu]}}   ",
-                  (unsigned long long)off, (unsigned long long)off + 1, (unsigned long long)off + 1,
-                  (unsigned long long)off + 1);
+    n += snprintf(
+        h + n, sizeof h - (size_t)n,
+        ", \"scalar\": {\"dtype\": \"U8\", \"shape\": [], \"data_offsets\": [%llu, %llu]}"
+        ", \"empty\": {\"dtype\": \"F32\", \"shape\": [0, 5], \"data_offsets\": [%llu, %llu]}}   ",
+        (unsigned long long)off, (unsigned long long)off + 1, (unsigned long long)off + 1,
+        (unsigned long long)off + 1);
     size_t size;
     uint8_t *b = make_buf(h, off + 1 + 4, &size); /* + 4 trailing bytes */
     cs_safetensors *st = NULL;
@@ -198,9 +217,10 @@ static void test_valid(void) {
         CHECK(t->end - t->begin == 8u * (unsigned)DT[i].size);
         CHECK((uintptr_t)t->data % (uintptr_t)DT[i].size == 0); /* in place or copied */
         CHECK(memcmp(t->data, st->data + t->begin, t->end - t->begin) == 0);
-        CHECK(cs_st_to_clipskip_dtype(t->dtype) == (i == 0 ? CLIPSKIP_DTYPE_F32
-                                                  : i == 1 ? CLIPSKIP_DTYPE_F16
-                                                  : i == 2 ? CLIPSKIP_DTYPE_BF16 : -1));
+        CHECK(cs_st_to_clipskip_dtype(t->dtype) == (i == 0   ? CLIPSKIP_DTYPE_F32
+                                                    : i == 1 ? CLIPSKIP_DTYPE_F16
+                                                    : i == 2 ? CLIPSKIP_DTYPE_BF16
+                                                             : -1));
     }
     const cs_st_tensor *s = cs_st_find(st, "scalar"), *e = cs_st_find(st, "empty");
     REQUIRE(s && e);

@@ -20,7 +20,7 @@ static int sample(cs_st_out_tensor *t, cs_st_meta *m) {
     for (int i = 0; i < 3; i++) f16v[i] = cs_f32_to_f16(0.5f * (float)i - 0.25f);
     for (int i = 0; i < 5; i++) bf16v[i] = cs_f32_to_bf16(100.0f * (float)i + 0.5f);
     cs_st_out_tensor ts[] = {
-        {"z.f16", CLIPSKIP_DTYPE_F16, 1, {3}, f16v},         /* odd byte size: 6 */
+        {"z.f16", CLIPSKIP_DTYPE_F16, 1, {3}, f16v}, /* odd byte size: 6 */
         {"a.f32", CLIPSKIP_DTYPE_F32, 2, {2, 3}, f32v},
         {"m.bf16", CLIPSKIP_DTYPE_BF16, 1, {5}, bf16v},
         {"scalar", CLIPSKIP_DTYPE_F32, 0, {0}, &scalar},
@@ -99,9 +99,11 @@ static void test_arg_errors(const char *dir) {
     CHECK_ERR(cs_st_write(path, t, 2, NULL, 0), CLIPSKIP_ERR_INVALID_ARG,
               "tensor 'b': shape: expected dimensions >= 0");
     t[1] = (cs_st_out_tensor){"b", CLIPSKIP_DTYPE_F32, 1, {2}, NULL};
-    CHECK_ERR(cs_st_write(path, t, 2, NULL, 0), CLIPSKIP_ERR_INVALID_ARG, "tensor 'b': data is NULL");
+    CHECK_ERR(cs_st_write(path, t, 2, NULL, 0), CLIPSKIP_ERR_INVALID_ARG,
+              "tensor 'b': data is NULL");
     cs_st_meta m[2] = {{"k", "1"}, {"k", "2"}};
-    CHECK_ERR(cs_st_write(path, t, 1, m, 2), CLIPSKIP_ERR_INVALID_ARG, "__metadata__: expected unique");
+    CHECK_ERR(cs_st_write(path, t, 1, m, 2), CLIPSKIP_ERR_INVALID_ARG,
+              "__metadata__: expected unique");
     CHECK_ERR(cs_st_write(NULL, t, 1, NULL, 0), CLIPSKIP_ERR_INVALID_ARG, "NULL");
     CHECK(!file_exists(path));
 }
