@@ -57,4 +57,10 @@ struct clipskip_model {
 clipskip_status cs_model_random(clipskip_family family, uint64_t seed, clipskip_dtype dtype,
                                 clipskip_model **out);
 
+/* Build a model from an opened file (takes ownership of st, also on failure). config_dir: the
+ * folder to look for a diffusers/transformers config.json in, or NULL for none. Used by
+ * clipskip_model_load and by the fuzz target. */
+clipskip_status cs_model_from_file(cs_safetensors *st, const char *config_dir, int verbose,
+                                   clipskip_model **out);
+
 #endif

@@ -15,6 +15,7 @@ typedef struct {
 static const cs_cmd COMMANDS[] = {
     /* one line per subcommand; each lives in host/cli/<name>.c */
     {"encode", cs_cmd_encode, "encode prompts to hidden states / pooled vectors at a clip skip"},
+    {"info", cs_cmd_info, "describe the text tower(s) in a model file"},
     {NULL, NULL, NULL},
 };
 
