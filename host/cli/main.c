@@ -14,6 +14,7 @@ typedef struct {
 
 static const cs_cmd COMMANDS[] = {
     /* one line per subcommand; each lives in host/cli/<name>.c */
+    {"tokenize", cs_cmd_tokenize, "print the CLIP token ids of prompts"},
     {NULL, NULL, NULL},
 };
 
