@@ -19,8 +19,9 @@
 
 /* ------------------------------------------------------------ growable buffers */
 
+/* After a successful call *p is never NULL (need 0 still allocates), so callers may memcpy. */
 static int grow(void **p, size_t *cap, int *heap, size_t need, size_t used, size_t elem) {
-    if (need <= *cap) return 1;
+    if (need <= *cap && *p) return 1;
     size_t c = *cap ? *cap : 64;
     while (c < need) c *= 2;
     void *q = *heap ? realloc(*p, c * elem) : malloc(c * elem);

@@ -62,11 +62,16 @@ clipskip_status cs_utf8_check(const uint8_t *s, size_t n) {
                 if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) break;
             }
         }
-        if (!len || k < len)
+        if (!len)
+            return cs_fail(CLIPSKIP_ERR_TEXT, "text: invalid UTF-8 at byte %zu (0x%02X: not a lead byte)", i, c);
+        if (k < len && i + k >= n)
             return cs_fail(CLIPSKIP_ERR_TEXT,
-                           "text: invalid UTF-8 at byte %zu (0x%02X%s)", i + (len ? k : 0),
-                           i + (len ? k : 0) < n ? s[i + (len ? k : 0)] : 0,
-                           !len ? ": not a lead byte" : i + k >= n ? ": sequence cut off at the end" : "");
+                           "text: invalid UTF-8 at byte %zu (0x%02X: sequence cut off by the end of the text)",
+                           i, c);
+        if (k < len)
+            return cs_fail(CLIPSKIP_ERR_TEXT,
+                           "text: invalid UTF-8 at byte %zu (0x%02X does not continue the sequence at byte %zu)",
+                           i + k, s[i + k], i);
         i += len;
     }
     return CLIPSKIP_OK;
@@ -165,7 +170,7 @@ int cs_nfc_append(const uint32_t *in, size_t n, cs_u32s *out) {
     for (i = 0; i < n && in[i] < 0x300; i++) {}
     if (!cs_u32s_reserve(out, base + (i == n ? n : 4 * n + 8))) return 0;
     if (i == n) { /* below U+0300 every character is a starter and already NFC */
-        memcpy(out->p + base, in, n * sizeof *in);
+        if (n) memcpy(out->p + base, in, n * sizeof *in);
         out->n += n;
         return 1;
     }

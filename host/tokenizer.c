@@ -258,7 +258,7 @@ clipskip_status clipskip_tokenize_raw(const clipskip_tokenizer *tok, const char 
     cs_ids_init(&v);
     clipskip_status st = tokenize_ids(tok, text, len, clean, &v);
     if (st == CLIPSKIP_OK) {
-        memcpy(ids, v.p, (v.n < cap ? v.n : cap) * sizeof *ids);
+        if (cap) memcpy(ids, v.p, (v.n < cap ? v.n : cap) * sizeof *ids);
         if (n_out) *n_out = v.n;
     }
     cs_ids_free(&v);
