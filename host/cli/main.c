@@ -16,6 +16,7 @@ static const cs_cmd COMMANDS[] = {
     /* one line per subcommand; each lives in host/cli/<name>.c */
     {"encode", cs_cmd_encode, "encode prompts to hidden states / pooled vectors at a clip skip"},
     {"info", cs_cmd_info, "describe the text tower(s) in a model file"},
+    {"tokenize", cs_cmd_tokenize, "print the CLIP token ids of prompts"},
     {NULL, NULL, NULL},
 };
 
