@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #define MAX_LAYERS 1024
@@ -687,6 +688,24 @@ static clipskip_status pickle_refusal(const char *path, const char *why) {
                    path, why, path);
 }
 
+/* The tokenizer: the path asked for; else a diffusers tokenizer folder beside the file
+ * (text_encoder/ -> ../tokenizer/, text_encoder_2/ -> ../tokenizer_2/) when it holds
+ * vocab.json and merges.txt; else the built-in vocabulary. */
+static clipskip_status attach_tokenizer(clipskip_model *m, const char *asked, const char *dir) {
+    char cand[4200], probe[4300];
+    const char *base = strrchr(dir, '/');
+    base = base ? base + 1 : dir;
+    const char *path = asked;
+    if (!path && !strncmp(base, "text_encoder", 12)) {
+        snprintf(cand, sizeof cand, "%.*stokenizer%s", (int)(base - dir), dir, base + 12);
+        snprintf(probe, sizeof probe, "%s/vocab.json", cand);
+        if (access(probe, R_OK) == 0) path = cand;
+    }
+    clipskip_status s = clipskip_tokenizer_load(path, &m->tokenizer);
+    if (s && path) cs_error_prefix("%s: tokenizer %s: ", m->path ? m->path : "model", path);
+    return s;
+}
+
 clipskip_status clipskip_model_load(const char *path, const clipskip_model_params *params,
                                     clipskip_model **out) {
     if (!out) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "clipskip_model_load: out is NULL");
@@ -709,9 +728,13 @@ clipskip_status clipskip_model_load(const char *path, const clipskip_model_param
     const char *slash = strrchr(file, '/');
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
     if (slash == file) snprintf(dir, sizeof dir, "/");
-    /* The tokenizer is attached here once tokenizer.c lands (params.tokenizer_path, else a
-     * tokenizer/ folder beside a diffusers file, else the built-in vocabulary). */
-    return cs_model_from_file(st, dir, p.verbose, out);
+    CS_TRY(cs_model_from_file(st, dir, p.verbose, out));
+    s = attach_tokenizer(*out, p.tokenizer_path, dir);
+    if (s) {
+        clipskip_model_free(*out);
+        *out = NULL;
+    }
+    return s;
 }
 
 void clipskip_model_free(clipskip_model *model) {
@@ -721,6 +744,8 @@ void clipskip_model_free(clipskip_model *model) {
         free((char *)model->towers[i].info.prefix);
     }
     cs_st_close(model->file);
+    clipskip_tokenizer_free(model->tokenizer);
+    free(model->owned);
     free(model->path);
     free(model);
 }

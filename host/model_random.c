@@ -87,7 +87,7 @@ static void fill_info(clipskip_tower_info *in, clipskip_family fam, const random
     memset(in, 0, sizeof *in);
     in->family = fam;
     in->layout = s->layout;
-    in->prefix = "";
+    in->prefix = strdup(""); /* freed by clipskip_model_free like a loaded tower's */
     in->n_layers = s->layers, in->d_model = s->d, in->n_heads = s->heads, in->d_mlp = s->f;
     in->vocab = CLIPSKIP_VOCAB, in->context = CLIPSKIP_CONTEXT, in->proj_dim = s->proj;
     in->act = s->act;
@@ -130,4 +130,15 @@ clipskip_status cs_model_random(clipskip_family fam, uint64_t seed, clipskip_dty
     m->path = strdup(path);
     *out = m;
     return CLIPSKIP_OK;
+}
+
+clipskip_status clipskip_model_random(clipskip_family family, uint64_t seed,
+                                      clipskip_model **out) {
+    CS_TRY(cs_model_random(family, seed, CLIPSKIP_DTYPE_F16, out));
+    clipskip_status s = clipskip_tokenizer_load(NULL, &(*out)->tokenizer);
+    if (s) {
+        clipskip_model_free(*out);
+        *out = NULL;
+    }
+    return s;
 }
