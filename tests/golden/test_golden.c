@@ -162,9 +162,10 @@ static void check_text(clipskip_encoder *enc, const clipskip_model *m, int tower
 }
 
 static void run_case(const golden_case *c) {
-    char gpath[512], mpath[512];
-    snprintf(gpath, sizeof gpath, "%s/models/%s", CS_TEST_DATA, c->goldens);
-    snprintf(mpath, sizeof mpath, "%s/models/%s", CS_TEST_DATA, c->model);
+    char gpath[1024], mpath[1024];
+    /* relative names are fixtures under tests/data/models/ */
+    snprintf(gpath, sizeof gpath, "%s%s", c->goldens[0] == '/' ? "" : CS_TEST_DATA "/models/", c->goldens);
+    snprintf(mpath, sizeof mpath, "%s%s", c->model[0] == '/' ? "" : CS_TEST_DATA "/models/", c->model);
     cs_safetensors *g;
     clipskip_model *m;
     REQUIRE(cs_st_open(gpath, 0, &g) == CLIPSKIP_OK);
@@ -233,7 +234,14 @@ static void check_sdxl_concat(void) {
     cs_st_close(g0), cs_st_close(g1);
 }
 
-int main(void) {
+/* No arguments: every committed fixture. With GOLDENS MODEL TOWER (absolute paths): that one
+ * case, e.g. the full ViT-L-shaped tower from `make_fixtures.py --full` (not committed). */
+int main(int argc, char **argv) {
+    if (argc == 4) {
+        golden_case c = {argv[1], argv[2], atoi(argv[3])};
+        run_case(&c);
+        TEST_DONE("test_golden (one case)");
+    }
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) run_case(&CASES[i]);
     check_sdxl_concat();
     printf("worst error over all goldens: %.3f x tolerance (atol %g, rtol %g)\n", worst, ATOL, RTOL);
