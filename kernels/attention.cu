@@ -3,8 +3,9 @@
  * One block per (sequence, head): Q, K and V of the head (T x 64 each) are read straight from
  * the packed QKV GEMM output into shared memory (rows past the sequence zero-filled), and each
  * warp takes query tiles of 16 rows: S = Q K^T with mma.sync (fp32 accumulators), scale, causal
- * mask, softmax in fp32 in registers, then O = P V with P rounded to the compute dtype, and the
- * merged-head row is written to out. No (T, T) matrix ever leaves the chip.
+ * mask, softmax in fp32 in registers, then O = P V with P rounded to the compute dtype (bf16:
+ * split into hi + lo parts, two products) and divided by the fp32 row sum; the merged-head row
+ * is written to out. No (T, T) matrix ever leaves the chip.
  *
  * A row's result depends on rows 0..i only, bitwise: the key tiles a query tile visits depend
  * on the tile index alone (never on the sequence length), masked scores are exactly -inf so
@@ -99,6 +100,13 @@ __device__ __forceinline__ void attn_tile(T *out, const T *sQ, const T *sK, cons
                                 cs_pack2<T>(s[2 * kp][2], s[2 * kp][3]),
                                 cs_pack2<T>(s[2 * kp + 1][0], s[2 * kp + 1][1]),
                                 cs_pack2<T>(s[2 * kp + 1][2], s[2 * kp + 1][3])};
+        uint32_t pl[4] = {0, 0, 0, 0}; /* bf16: what rounding P to T lost, as a second term */
+        if (cs_split_p<T>::value) {
+            pl[0] = cs_pack2<T>(cs_round_err<T>(s[2 * kp][0]), cs_round_err<T>(s[2 * kp][1]));
+            pl[1] = cs_pack2<T>(cs_round_err<T>(s[2 * kp][2]), cs_round_err<T>(s[2 * kp][3]));
+            pl[2] = cs_pack2<T>(cs_round_err<T>(s[2 * kp + 1][0]), cs_round_err<T>(s[2 * kp + 1][1]));
+            pl[3] = cs_pack2<T>(cs_round_err<T>(s[2 * kp + 1][2]), cs_round_err<T>(s[2 * kp + 1][3]));
+        }
 #pragma unroll
         for (int dp = 0; dp < 4; dp++) {
             /* V is (key, dim) row-major: .trans turns 8x8 blocks into col-major B fragments */
@@ -108,6 +116,10 @@ __device__ __forceinline__ void attn_tile(T *out, const T *sQ, const T *sK, cons
             const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
             cs_mma16816<T>(o[2 * dp], pa, b0);
             cs_mma16816<T>(o[2 * dp + 1], pa, b1);
+            if (cs_split_p<T>::value) {
+                cs_mma16816<T>(o[2 * dp], pl, b0);
+                cs_mma16816<T>(o[2 * dp + 1], pl, b1);
+            }
         }
     }
 
