@@ -259,6 +259,16 @@ int main(void) {
     tm_seed();
     CU(cs_k_gemm_setup());
     const clipskip_dtype dts[2] = {CLIPSKIP_DTYPE_F16, CLIPSKIP_DTYPE_BF16};
+    if (getenv("CS_TEST_QUICK")) { /* small shapes only: for compute-sanitizer (check.sh) */
+        for (int i = 0; i < 2; i++) {
+            gemm_case(dts[i], 77, 256, 768, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_GELU);
+            gemm_case(dts[i], 130, 128, 256, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_GELU);
+            gemm_case(dts[i], 45, 72, 40, CS_K_EPI_BIAS, CLIPSKIP_ACT_GELU);
+            attention_checks(dts[i], 2, 64);
+            attention_checks(dts[i], 1, 8);
+        }
+        TEST_DONE("test_gpu_invariance (quick)");
+    }
     for (int i = 0; i < 2; i++) {
         gemm_case(dts[i], 77, 2304, 768, CS_K_EPI_BIAS, CLIPSKIP_ACT_GELU);
         gemm_case(dts[i], 1, 768, 768, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_GELU);
