@@ -174,7 +174,8 @@ static void cu_release(cs_backend *be, void *buf) {
         if (be->cap) cs_cu_graph_abort(be);
         cs_cu_graph_evict(be, be->allocs[i].serial); /* its graphs would touch freed memory */
         cudaSetDevice(be->device);
-        cudaFree(buf); /* waits for the work that still uses it */
+        cudaStreamSynchronize(be->stream); /* queued kernels may still use it */
+        cudaFree(buf);
         be->alloc_bytes -= be->allocs[i].bytes;
         be->allocs[i] = be->allocs[--be->n_allocs];
         return;

@@ -87,8 +87,8 @@ if [ "$MODE" = built ] && [ -f build-gpu/CTestTestfile.cmake ]; then
     rc=$?
     while read -r name res; do
         record "$name" "$res" "-" "ctest"
-    done < <(sed -nE 's/.*Test +#[0-9]+: ([a-z_0-9]+) \.+[* ]*(Passed|Failed|Not Run|\*\*\*Failed|Skipped|\*\*\*Timeout).*/\1 \2/p' "$LOG/tests.log" |
-             sed -E 's/ Passed$/ PASS/; s/ (\*\*\*)?Failed$/ FAIL/; s/ Skipped$/ SKIP/; s/ Not Run$/ SKIP/; s/ \*\*\*Timeout$/ TIMEOUT/')
+    done < <(sed -nE 's/.*Test +#[0-9]+: ([a-z_0-9]+) \.+[* ]*(Passed|Failed|Not Run|Skipped|Timeout|Exception).*/\1 \2/p' "$LOG/tests.log" |
+             sed -E 's/ Passed$/ PASS/; s/ (Failed|Exception)$/ FAIL/; s/ (Skipped|Not Run)$/ SKIP/; s/ Timeout$/ TIMEOUT/')
     record "ctest -L gpu" "$( [ $rc = 0 ] && echo PASS || echo FAIL )" $(( $(date +%s) - t )) "rc=$rc"
 elif [ "$MODE" = carried ]; then
     for tbin in test_gpu_invariance test_gpu_ops test_gpu_e2e; do
