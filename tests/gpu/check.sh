@@ -61,6 +61,12 @@ CARRY=$ROOT/build-gpu-carry
 if [ -x "$CARRY/bin/test_gpu_invariance" ]; then
     MODE=carried
     BIN=$CARRY/bin
+    if [ -f "$CARRY/lib.tar.xz" ] && [ ! -d "$CARRY/lib" ]; then
+        mkdir -p "$CARRY/lib"
+        tar xJf "$CARRY/lib.tar.xz" -C "$CARRY/lib" 2>/dev/null ||
+            python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+                "$CARRY/lib.tar.xz" "$CARRY/lib"
+    fi
     CUBLAS_DIR=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
     export LD_LIBRARY_PATH="$CARRY/lib:/usr/local/cuda/lib64:${CUBLAS_DIR:-}:${LD_LIBRARY_PATH:-}"
     export CS_TEST_DATA=$ROOT/tests/data

@@ -19,7 +19,11 @@
 /* fp16 output rounding alone is 2^-11/sqrt(3) ~ 3e-4 relative, bf16's 2^-9/sqrt(3) ~ 1.1e-3;
  * the contract's bound for both paths is 2e-3 (ARCHITECTURE.md "Numerics contract"). */
 #define TOL_ACT 2e-3
-#define TOL_F32 1e-5 /* fp32 results (embedding, residual increments summed in another order) */
+#define TOL_F32 1e-5   /* fp32 results from identical fp32 inputs (embedding): exact in practice */
+/* fp32 residual increments: identical F16/BF16 inputs (their products are exact in fp32), so
+ * only the summation order differs: ~sqrt(K) * 2^-24 ~ 4e-6 at K = 5120, tensor-core
+ * accumulation a little looser. */
+#define TOL_RESID 1e-4
 
 typedef tm_pair pair;
 
@@ -171,7 +175,7 @@ static void test_gemm(pair *p, int32_t m, cs_weight_id w, cs_epilogue epi) {
     static const char *en[4] = {"none", "bias", "bias+act", "bias+resid"};
     char what[64];
     snprintf(what, sizeof what, "gemm %s %s", wn[w], en[epi]);
-    bp_compare(p, &out, what, m, resid ? TOL_ACT : TOL_ACT, init);
+    bp_compare(p, &out, what, m, resid ? TOL_RESID : TOL_ACT, init);
     bp_free(p, &x);
     bp_free(p, &out);
     free(xv);
@@ -267,7 +271,7 @@ static void run_family(const char *name, const tm_shape *s, clipskip_dtype cdt, 
     clipskip_model *model = tm_make(s);
     clipskip_encoder_params ep = clipskip_encoder_default_params();
     ep.compute_dtype = cdt;
-    ep.max_batch = 64;
+    ep.max_batch = 513; /* the largest pass below: both backends may size scratch by it */
     pair p = {NULL, NULL, cdt, model, s->d, s->heads, s->f, s->proj_dim, s->vocab, s->n_layers, name};
     printf("%s %s (D=%d, heads=%d, F=%d)\n", name, cs_dtype_name(cdt), s->d, s->heads, s->f);
     CHECK_OK(CPU->init(model, &ep, &p.cpu));
