@@ -122,6 +122,11 @@ extern const cs_backend_ops cs_backend_cpu;
 extern const cs_backend_ops cs_backend_cuda;
 /* 1 when a CUDA device is usable (driver present, device count > 0). */
 int cs_cuda_available(void);
+/* Tests and tools: n fp32 host values into buf (kind) from element off, converted to the
+ * kind's element type (RESID fp32, ACT F16/BF16); synchronous. Not allowed inside a graph
+ * region. (The CPU backend needs no such call: its buffers are host fp32 memory.) */
+clipskip_status cs_cuda_upload_f32(cs_backend *be, cs_buf_kind kind, void *buf, size_t off,
+                                   size_t n, const float *src);
 #endif
 
 #endif

@@ -1,0 +1,457 @@
+/* bench_kernels: the kernels of kernels/ and the variants of bench/kernels/ on the device,
+ * validated and timed side by side (CUDA events, warm-up, median of repeats).
+ *
+ *   bench_kernels [--quick]
+ *
+ * 1. Ceilings measured here: device-to-device copy (bytes read + written) and a cuBLASLt fp16
+ *    8192^3 product on random data. Every floor below uses these two numbers.
+ * 2. GEMMs of CLIP-L at batch 1, 16, 256, 1024 (M = 77 B): native (auto tile) vs cuBLASLt.
+ *    Twelve weight copies (one per layer, > L2) are cycled, as in a real forward pass.
+ * 3. Attention and LayerNorm at batch 1 and 256.
+ * 4. MLP: FC1(act) + FC2(resid) vs the fused variant; bitwise comparison first.
+ * 5. The 12-layer op sequence (84 kernels) captured in a CUDA graph and replayed: device time
+ *    per encode at batch 1 and 256 (the issue's 150 us goal is for batch 1).
+ * Prints one table; exit 1 on a CUDA error or a failed validation. */
+#include "../../kernels/common.cuh"
+#include "bench_kernels.h"
+
+extern "C" {
+#include "internal.h"
+}
+
+#include <cublasLt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CU(x)                                                                                  \
+    do {                                                                                       \
+        cudaError_t e_ = (x);                                                                  \
+        if (e_ != cudaSuccess) {                                                               \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+            exit(1);                                                                           \
+        }                                                                                      \
+    } while (0)
+#define LT(x)                                                                                  \
+    do {                                                                                       \
+        cublasStatus_t s_ = (x);                                                               \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                     \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cublasLtGetStatusString(s_)); \
+            exit(1);                                                                           \
+        }                                                                                      \
+    } while (0)
+
+static int g_n_sm, g_reps = 20, g_fail;
+static double g_bw, g_tflops; /* measured ceilings: bytes/s, FLOP/s */
+static cudaStream_t g_s;
+static cublasLtHandle_t g_lt;
+static void *g_ws;
+static const size_t WS_BYTES = 32u << 20;
+
+/* ---- device fill: hash-based uniform in [-a, a] (never zeros: METHOD.md) */
+template <typename T>
+static __global__ void fill_kernel(T *p, size_t n, uint32_t seed, float a) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+        h ^= h >> 16;
+        h *= 0x7feb352du;
+        h ^= h >> 15;
+        h *= 0x846ca68bu;
+        h ^= h >> 16;
+        p[i] = cs_from_f32<T>(((float)(h >> 8) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * a);
+    }
+}
+
+static uint32_t g_seed = 12345;
+static void *dev_rand(size_t n, clipskip_dtype dt, float a) {
+    void *p = NULL;
+    CU(cudaMalloc(&p, n * cs_dtype_size(dt)));
+    if (dt == CLIPSKIP_DTYPE_F32) fill_kernel<<<1024, 256>>>((float *)p, n, g_seed++, a);
+    else if (dt == CLIPSKIP_DTYPE_F16) fill_kernel<<<1024, 256>>>((__half *)p, n, g_seed++, a);
+    else fill_kernel<<<1024, 256>>>((__nv_bfloat16 *)p, n, g_seed++, a);
+    CU(cudaGetLastError());
+    return p;
+}
+
+/* ---- timing: median over g_reps of (events around one call of fn) */
+typedef void (*bench_fn)(void *ctx);
+static int cmp_f(const void *a, const void *b) {
+    const float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+static double time_us(bench_fn fn, void *ctx) {
+    cudaEvent_t a, b;
+    CU(cudaEventCreate(&a));
+    CU(cudaEventCreate(&b));
+    for (int i = 0; i < 3; i++) fn(ctx);
+    float t[256];
+    const int n = g_reps < 256 ? g_reps : 256;
+    for (int i = 0; i < n; i++) {
+        CU(cudaEventRecord(a, g_s));
+        fn(ctx);
+        CU(cudaEventRecord(b, g_s));
+        CU(cudaEventSynchronize(b));
+        CU(cudaEventElapsedTime(&t[i], a, b));
+    }
+    CU(cudaEventDestroy(a));
+    CU(cudaEventDestroy(b));
+    qsort(t, (size_t)n, sizeof(float), cmp_f);
+    return 1000.0 * t[n / 2];
+}
+
+static void row(const char *name, const char *shape, double us, double flops, double bytes) {
+    const double floor_us = fmax(flops / g_tflops, bytes / g_bw) * 1e6;
+    printf("| %-26s | %-22s | %10.2f | %8.1f | %8.1f | %9.2f | %5.2f |\n", name, shape, us,
+           flops > 0 ? flops / us * 1e-6 : 0.0, bytes / us * 1e-3, floor_us, us / floor_us);
+}
+
+/* ---- ceilings */
+typedef struct { void *a, *b; size_t bytes; } copy_ctx;
+static void copy_fn(void *c) {
+    copy_ctx *x = (copy_ctx *)c;
+    CU(cudaMemcpyAsync(x->b, x->a, x->bytes, cudaMemcpyDeviceToDevice, g_s));
+}
+
+typedef struct {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+    const void *w, *x;
+    void *out;
+} lt_ctx;
+
+/* out (m, n) = x (m, k) @ w (n, k)^T, no epilogue, dtype in and out */
+static void lt_setup(lt_ctx *c, int m, int n, int k, clipskip_dtype dt) {
+    const cudaDataType_t t = dt == CLIPSKIP_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_16F;
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    LT(cublasLtMatmulDescCreate(&c->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT(cublasLtMatmulDescSetAttribute(c->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    LT(cublasLtMatmulDescSetAttribute(c->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    LT(cublasLtMatrixLayoutCreate(&c->la, t, k, n, k));
+    LT(cublasLtMatrixLayoutCreate(&c->lb, t, k, m, k));
+    LT(cublasLtMatrixLayoutCreate(&c->lc, t, n, m, n));
+    cublasLtMatmulPreference_t pref;
+    LT(cublasLtMatmulPreferenceCreate(&pref));
+    const uint64_t ws = WS_BYTES;
+    LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    cublasLtMatmulHeuristicResult_t r;
+    int nr = 0;
+    LT(cublasLtMatmulAlgoGetHeuristic(g_lt, c->op, c->la, c->lb, c->lc, c->lc, pref, 1, &r, &nr));
+    LT(cublasLtMatmulPreferenceDestroy(pref));
+    if (nr < 1) {
+        fprintf(stderr, "cuBLASLt: no algorithm for %dx%dx%d\n", m, n, k);
+        exit(1);
+    }
+    c->algo = r.algo;
+}
+static void lt_free(lt_ctx *c) {
+    cublasLtMatmulDescDestroy(c->op);
+    cublasLtMatrixLayoutDestroy(c->la);
+    cublasLtMatrixLayoutDestroy(c->lb);
+    cublasLtMatrixLayoutDestroy(c->lc);
+}
+static void lt_run(lt_ctx *c, const void *w, const void *x, void *out) {
+    const float one = 1.0f, zero = 0.0f;
+    LT(cublasLtMatmul(g_lt, c->op, &one, w, c->la, x, c->lb, &zero, out, c->lc, out, c->lc, &c->algo,
+                      g_ws, WS_BYTES, g_s));
+}
+static void lt_fn(void *p) {
+    lt_ctx *c = (lt_ctx *)p;
+    lt_run(c, c->w, c->x, c->out);
+}
+
+static void ceilings(void) {
+    copy_ctx c = {NULL, NULL, (size_t)1 << 30};
+    CU(cudaMalloc(&c.a, c.bytes));
+    CU(cudaMalloc(&c.b, c.bytes));
+    CU(cudaMemset(c.a, 1, c.bytes));
+    const double us = time_us(copy_fn, &c);
+    g_bw = 2.0 * c.bytes / (us * 1e-6);
+    CU(cudaFree(c.a));
+    CU(cudaFree(c.b));
+    const int n = 8192;
+    lt_ctx l;
+    lt_setup(&l, n, n, n, CLIPSKIP_DTYPE_F16);
+    l.w = dev_rand((size_t)n * n, CLIPSKIP_DTYPE_F16, 1.0f);
+    l.x = dev_rand((size_t)n * n, CLIPSKIP_DTYPE_F16, 1.0f);
+    CU(cudaMalloc(&l.out, (size_t)n * n * 2));
+    const double gus = time_us(lt_fn, &l);
+    g_tflops = 2.0 * n * n * (double)n / (gus * 1e-6);
+    printf("ceilings: copy %.0f GB/s (read + write), cuBLASLt fp16 %dx%dx%d %.0f TFLOP/s\n\n", g_bw * 1e-9, n,
+           n, n, g_tflops * 1e-12);
+    CU(cudaFree((void *)l.w));
+    CU(cudaFree((void *)l.x));
+    CU(cudaFree(l.out));
+    lt_free(&l);
+}
+
+/* ---- GEMM: native vs cuBLASLt, 12 weight copies cycled */
+#define NL 12
+typedef struct {
+    cs_k_gemm_args a;
+    const void *w[NL];
+    lt_ctx lt;
+} gemm_ctx;
+static void native_fn(void *p) {
+    gemm_ctx *g = (gemm_ctx *)p;
+    for (int l = 0; l < NL; l++) {
+        cs_k_gemm_args a = g->a;
+        a.w = g->w[l];
+        CU(cs_k_gemm(&a, g_n_sm, -1, g_s));
+    }
+}
+static void ltc_fn(void *p) {
+    gemm_ctx *g = (gemm_ctx *)p;
+    for (int l = 0; l < NL; l++) lt_run(&g->lt, g->w[l], g->a.x, g->a.out);
+}
+
+static void bench_gemm(const char *name, int b, int n, int k) {
+    const int m = 77 * b;
+    gemm_ctx g;
+    memset(&g, 0, sizeof g);
+    const clipskip_dtype dt = CLIPSKIP_DTYPE_F16;
+    for (int l = 0; l < NL; l++) g.w[l] = dev_rand((size_t)n * k, dt, 0.05f);
+    void *x = dev_rand((size_t)m * k, dt, 1.0f), *out = NULL;
+    CU(cudaMalloc(&out, (size_t)m * n * 2));
+    cs_k_gemm_args a = {x, g.w[0], NULL, out, m, n, k, dt, CS_K_EPI_NONE, CLIPSKIP_ACT_GELU};
+    g.a = a;
+    lt_setup(&g.lt, m, n, k, dt);
+    const double flops = 2.0 * m * n * (double)k, bytes = 2.0 * ((double)m * k + (double)n * k + (double)m * n);
+    char shape[64], nm[64];
+    static const char *tiles[3] = {"128x128", "64x64", "32x32"};
+    snprintf(shape, sizeof shape, "B=%d %dx%dx%d", b, m, n, k);
+    snprintf(nm, sizeof nm, "%s native %s", name, tiles[cs_k_gemm_pick(m, n, g_n_sm)]);
+    row(nm, shape, time_us(native_fn, &g) / NL, flops, bytes);
+    snprintf(nm, sizeof nm, "%s cublaslt", name);
+    row(nm, shape, time_us(ltc_fn, &g) / NL, flops, bytes);
+    lt_free(&g.lt);
+    for (int l = 0; l < NL; l++) CU(cudaFree((void *)g.w[l]));
+    CU(cudaFree(x));
+    CU(cudaFree(out));
+}
+
+/* ---- attention, layernorm */
+typedef struct { void *out, *qkv; int32_t *off; int n_seq; } att_ctx;
+static void att_fn(void *p) {
+    att_ctx *a = (att_ctx *)p;
+    CU(cs_k_attention(a->out, a->qkv, a->off, a->n_seq, 12, 768, 0.125f, 0, CLIPSKIP_DTYPE_F16, g_s));
+}
+typedef struct { void *out; float *in, *g, *b; int m; } ln_ctx;
+static void ln_fn(void *p) {
+    ln_ctx *l = (ln_ctx *)p;
+    CU(cs_k_layernorm(l->out, CLIPSKIP_DTYPE_F16, l->in, l->g, l->b, l->m, 768, 1e-5f, g_s));
+}
+
+static void bench_small_ops(int b) {
+    const int m = 77 * b;
+    att_ctx a = {NULL, dev_rand((size_t)m * 2304, CLIPSKIP_DTYPE_F16, 1.0f), NULL, b};
+    CU(cudaMalloc(&a.out, (size_t)m * 768 * 2));
+    int32_t *off = (int32_t *)malloc((size_t)(b + 1) * sizeof(int32_t));
+    for (int i = 0; i <= b; i++) off[i] = 77 * i;
+    CU(cudaMalloc((void **)&a.off, (size_t)(b + 1) * sizeof(int32_t)));
+    CU(cudaMemcpy(a.off, off, (size_t)(b + 1) * sizeof(int32_t), cudaMemcpyHostToDevice));
+    char shape[64];
+    snprintf(shape, sizeof shape, "B=%d 12 heads x 77", b);
+    row("attention (tensor cores)", shape, time_us(att_fn, &a), 2.0 * 2 * 77 * 77 * 64 * 12.0 * b / 2,
+        2.0 * m * 2304 + 2.0 * m * 768);
+    ln_ctx l = {a.out, (float *)dev_rand((size_t)m * 768, CLIPSKIP_DTYPE_F32, 2.0f),
+                (float *)dev_rand(768, CLIPSKIP_DTYPE_F32, 1.0f), (float *)dev_rand(768, CLIPSKIP_DTYPE_F32, 1.0f), m};
+    snprintf(shape, sizeof shape, "B=%d %dx768", b, m);
+    row("layernorm", shape, time_us(ln_fn, &l), 0, 4.0 * m * 768 + 2.0 * m * 768);
+    CU(cudaFree(a.qkv));
+    CU(cudaFree(a.out));
+    CU(cudaFree(a.off));
+    CU(cudaFree(l.in));
+    CU(cudaFree(l.g));
+    CU(cudaFree(l.b));
+    free(off);
+}
+
+void bench_mlp(int b); /* defined below main */
+void bench_stack(int b);
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--quick")) g_reps = 7;
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        printf("SKIPPED: no usable CUDA device\n");
+        return 77;
+    }
+    struct cudaDeviceProp prop;
+    CU(cudaGetDeviceProperties(&prop, 0));
+    g_n_sm = prop.multiProcessorCount;
+    printf("device %s (sm_%d%d, %d SMs, %.0f MB L2)\n", prop.name, prop.major, prop.minor, g_n_sm,
+           prop.l2CacheSize / 1e6);
+    CU(cudaStreamCreateWithFlags(&g_s, cudaStreamNonBlocking));
+    CU(cs_k_gemm_setup());
+    LT(cublasLtCreate(&g_lt));
+    CU(cudaMalloc(&g_ws, WS_BYTES));
+    ceilings();
+    printf("| %-26s | %-22s | %10s | %8s | %8s | %9s | %5s |\n", "kernel", "shape", "us", "TFLOP/s", "GB/s",
+           "floor us", "x fl");
+    printf("|----------------------------|------------------------|------------|----------|----------|-----------|-------|\n");
+    const int batches[4] = {1, 16, 256, 1024};
+    for (int i = 0; i < 4; i++) {
+        bench_gemm("qkv", batches[i], 2304, 768);
+        bench_gemm("o", batches[i], 768, 768);
+        bench_gemm("fc1", batches[i], 3072, 768);
+        bench_gemm("fc2", batches[i], 768, 3072);
+    }
+    bench_small_ops(1);
+    bench_small_ops(256);
+    bench_mlp(1);
+    bench_mlp(256);
+    bench_stack(1);
+    bench_stack(256);
+    LT(cublasLtDestroy(g_lt));
+    CU(cudaFree(g_ws));
+    printf("%s\n", g_fail ? "bench_kernels: VALIDATION FAILED" : "bench_kernels: done");
+    return g_fail ? 1 : 0;
+}
+
+/* ---- MLP: two GEMMs vs fused (validated bitwise first) */
+typedef struct {
+    cs_bk_mlp_args a;
+    void *h; /* (m, f) intermediate of the two-GEMM path */
+} mlp_ctx;
+static void mlp_two_fn(void *p) {
+    mlp_ctx *c = (mlp_ctx *)p;
+    cs_k_gemm_args f1 = {c->a.x, c->a.w1, c->a.b1, c->h, c->a.m, c->a.f, c->a.d, c->a.dtype, CS_K_EPI_BIAS_ACT, c->a.act};
+    cs_k_gemm_args f2 = {c->h, c->a.w2, c->a.b2, c->a.out, c->a.m, c->a.d, c->a.f, c->a.dtype, CS_K_EPI_BIAS_RESID, c->a.act};
+    CU(cs_k_gemm(&f1, g_n_sm, -1, g_s));
+    CU(cs_k_gemm(&f2, g_n_sm, -1, g_s));
+}
+static void mlp_fused_fn(void *p) { CU(cs_bk_mlp_fused(&((mlp_ctx *)p)->a, g_s)); }
+
+void bench_mlp(int b) {
+    const int m = 77 * b, d = 768, f = 3072;
+    struct cudaDeviceProp prop;
+    CU(cudaGetDeviceProperties(&prop, 0));
+    mlp_ctx c;
+    memset(&c, 0, sizeof c);
+    c.a.m = m;
+    c.a.d = d;
+    c.a.f = f;
+    c.a.dtype = CLIPSKIP_DTYPE_F16;
+    c.a.act = CLIPSKIP_ACT_QUICK_GELU;
+    c.a.x = dev_rand((size_t)m * d, c.a.dtype, 1.0f);
+    c.a.w1 = dev_rand((size_t)f * d, c.a.dtype, 0.036f);
+    c.a.w2 = dev_rand((size_t)d * f, c.a.dtype, 0.018f);
+    c.a.b1 = (float *)dev_rand(f, CLIPSKIP_DTYPE_F32, 0.1f);
+    c.a.b2 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 0.1f);
+    float *r0 = (float *)dev_rand((size_t)m * d, CLIPSKIP_DTYPE_F32, 1.0f), *o2 = NULL;
+    CU(cudaMalloc((void **)&c.a.out, (size_t)m * d * 4));
+    CU(cudaMalloc((void **)&o2, (size_t)m * d * 4));
+    CU(cudaMalloc(&c.h, (size_t)m * f * 2));
+    char shape[64];
+    snprintf(shape, sizeof shape, "B=%d %dx%dx%d", b, m, d, f);
+    const double flops = 4.0 * m * d * (double)f, bytes_two = 2.0 * (2.0 * d * f + (double)m * d) + 8.0 * m * d + 4.0 * m * f;
+    const double bytes_fused = 2.0 * (2.0 * d * f + (double)m * d) + 8.0 * m * d;
+    CU(cudaMemcpy(c.a.out, r0, (size_t)m * d * 4, cudaMemcpyDeviceToDevice));
+    mlp_two_fn(&c);
+    CU(cudaMemcpy(o2, c.a.out, (size_t)m * d * 4, cudaMemcpyDeviceToDevice));
+    row("mlp fc1+fc2 (2 gemms)", shape, time_us(mlp_two_fn, &c), flops, bytes_two);
+    if (cs_bk_mlp_fused_smem(d) > prop.sharedMemPerBlockOptin) {
+        printf("| %-26s | %-22s | needs %zu B smem, device has %zu |\n", "mlp fused", shape,
+               cs_bk_mlp_fused_smem(d), (size_t)prop.sharedMemPerBlockOptin);
+    } else {
+        CU(cudaMemcpy(c.a.out, r0, (size_t)m * d * 4, cudaMemcpyDeviceToDevice));
+        mlp_fused_fn(&c);
+        CU(cudaStreamSynchronize(g_s));
+        float *h1 = (float *)malloc((size_t)m * d * 4), *h2 = (float *)malloc((size_t)m * d * 4);
+        CU(cudaMemcpy(h1, o2, (size_t)m * d * 4, cudaMemcpyDeviceToHost));
+        CU(cudaMemcpy(h2, c.a.out, (size_t)m * d * 4, cudaMemcpyDeviceToHost));
+        const int same = !memcmp(h1, h2, (size_t)m * d * 4);
+        printf("| mlp fused validation       | %-22s | %s |\n", shape, same ? "bitwise equal to 2 gemms" : "DIFFERS from 2 gemms");
+        if (!same) g_fail = 1;
+        free(h1);
+        free(h2);
+        row("mlp fused (bench variant)", shape, time_us(mlp_fused_fn, &c), flops, bytes_fused);
+    }
+    CU(cudaFree((void *)c.a.x));
+    CU(cudaFree((void *)c.a.w1));
+    CU(cudaFree((void *)c.a.w2));
+    CU(cudaFree((void *)c.a.b1));
+    CU(cudaFree((void *)c.a.b2));
+    CU(cudaFree(c.a.out));
+    CU(cudaFree(o2));
+    CU(cudaFree(r0));
+    CU(cudaFree(c.h));
+}
+
+/* ---- the layer stack: 12 x (LN1, QKV, attention, O, LN2, FC1, FC2) in one CUDA graph */
+typedef struct {
+    void *wqkv, *wo, *w1, *w2;
+    float *bqkv, *bo, *b1, *b2, *g1, *be1, *g2, *be2;
+} layer_w;
+typedef struct { cudaGraphExec_t exec; } stack_ctx;
+static void stack_fn(void *p) { CU(cudaGraphLaunch(((stack_ctx *)p)->exec, g_s)); }
+
+void bench_stack(int b) {
+    const int m = 77 * b, d = 768, f = 3072;
+    const clipskip_dtype dt = CLIPSKIP_DTYPE_F16;
+    layer_w w[NL];
+    for (int l = 0; l < NL; l++) {
+        w[l].wqkv = dev_rand((size_t)3 * d * d, dt, 0.036f);
+        w[l].wo = dev_rand((size_t)d * d, dt, 0.036f);
+        w[l].w1 = dev_rand((size_t)f * d, dt, 0.036f);
+        w[l].w2 = dev_rand((size_t)d * f, dt, 0.018f);
+        w[l].bqkv = (float *)dev_rand(3 * d, CLIPSKIP_DTYPE_F32, 0.1f);
+        w[l].bo = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 0.1f);
+        w[l].b1 = (float *)dev_rand(f, CLIPSKIP_DTYPE_F32, 0.1f);
+        w[l].b2 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 0.1f);
+        w[l].g1 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 1.0f);
+        w[l].be1 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 0.1f);
+        w[l].g2 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 1.0f);
+        w[l].be2 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 0.1f);
+    }
+    float *h = (float *)dev_rand((size_t)m * d, CLIPSKIP_DTYPE_F32, 1.0f);
+    void *a = NULL, *qkv = NULL, *att = NULL, *mid = NULL;
+    int32_t *off = NULL;
+    CU(cudaMalloc(&a, (size_t)m * d * 2));
+    CU(cudaMalloc(&qkv, (size_t)m * 3 * d * 2));
+    CU(cudaMalloc(&att, (size_t)m * d * 2));
+    CU(cudaMalloc(&mid, (size_t)m * f * 2));
+    int32_t *ho = (int32_t *)malloc((size_t)(b + 1) * 4);
+    for (int i = 0; i <= b; i++) ho[i] = 77 * i;
+    CU(cudaMalloc((void **)&off, (size_t)(b + 1) * 4));
+    CU(cudaMemcpy(off, ho, (size_t)(b + 1) * 4, cudaMemcpyHostToDevice));
+    CU(cudaDeviceSynchronize());
+    cudaGraph_t graph;
+    CU(cudaStreamBeginCapture(g_s, cudaStreamCaptureModeThreadLocal));
+    for (int l = 0; l < NL; l++) {
+        CU(cs_k_layernorm(a, dt, h, w[l].g1, w[l].be1, m, d, 1e-5f, g_s));
+        cs_k_gemm_args g1 = {a, w[l].wqkv, w[l].bqkv, qkv, m, 3 * d, d, dt, CS_K_EPI_BIAS, CLIPSKIP_ACT_QUICK_GELU};
+        CU(cs_k_gemm(&g1, g_n_sm, -1, g_s));
+        CU(cs_k_attention(att, qkv, off, b, 12, d, 0.125f, 0, dt, g_s));
+        cs_k_gemm_args g2 = {att, w[l].wo, w[l].bo, h, m, d, d, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU};
+        CU(cs_k_gemm(&g2, g_n_sm, -1, g_s));
+        CU(cs_k_layernorm(a, dt, h, w[l].g2, w[l].be2, m, d, 1e-5f, g_s));
+        cs_k_gemm_args g3 = {a, w[l].w1, w[l].b1, mid, m, f, d, dt, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_QUICK_GELU};
+        CU(cs_k_gemm(&g3, g_n_sm, -1, g_s));
+        cs_k_gemm_args g4 = {mid, w[l].w2, w[l].b2, h, m, d, f, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU};
+        CU(cs_k_gemm(&g4, g_n_sm, -1, g_s));
+    }
+    CU(cudaStreamEndCapture(g_s, &graph));
+    stack_ctx c;
+    CU(cudaGraphInstantiate(&c.exec, graph, 0));
+    CU(cudaGraphDestroy(graph));
+    char shape[64];
+    snprintf(shape, sizeof shape, "B=%d 12 layers graph", b);
+    /* 85 M matmul weights once + activations: weight floor dominates at B = 1 */
+    const double flops = 2.0 * m * 84.9e6 / 1.0, bytes = 2.0 * 84.9e6 + 12.0 * m * (4.0 * 4 * d + 2.0 * 10 * d + 4.0 * f);
+    row("clip-l stack (84 kernels)", shape, time_us(stack_fn, &c), flops, bytes);
+    CU(cudaGraphExecDestroy(c.exec));
+    for (int l = 0; l < NL; l++) {
+        void *ps[12] = {w[l].wqkv, w[l].wo, w[l].w1, w[l].w2, w[l].bqkv, w[l].bo, w[l].b1, w[l].b2, w[l].g1, w[l].be1, w[l].g2, w[l].be2};
+        for (int i = 0; i < 12; i++) CU(cudaFree(ps[i]));
+    }
+    CU(cudaFree(h));
+    CU(cudaFree(a));
+    CU(cudaFree(qkv));
+    CU(cudaFree(att));
+    CU(cudaFree(mid));
+    CU(cudaFree(off));
+    free(ho);
+}

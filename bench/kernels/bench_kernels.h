@@ -1,0 +1,32 @@
+/* Kernel variants under study (bench/kernels/), with their own validator and timer in
+ * bench_kernels.cu. Not part of the library. */
+#ifndef CLIPSKIP_BENCH_KERNELS_H
+#define CLIPSKIP_BENCH_KERNELS_H
+
+#include "../../kernels/kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    float *out;        /* (m, d) fp32 residual, += the MLP */
+    const void *x;     /* (m, d) F16/BF16: LN2 output */
+    const void *w1;    /* (f, d) */
+    const float *b1;   /* (f) */
+    const void *w2;    /* (d, f) */
+    const float *b2;   /* (d) */
+    int32_t m, d, f;   /* d in {768, 1024}, f % 32 == 0 */
+    clipskip_dtype dtype;
+    clipskip_act act;
+} cs_bk_mlp_args;
+
+/* The fused MLP (mlp_fused.cu); bitwise equal to FC1(bias+act) then FC2(bias+resid). */
+cudaError_t cs_bk_mlp_fused(const cs_bk_mlp_args *a, cudaStream_t s);
+/* Its shared memory per block (0: d not supported). */
+size_t cs_bk_mlp_fused_smem(int32_t d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

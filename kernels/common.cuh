@@ -1,0 +1,117 @@
+/* Device helpers shared by kernels/*.cu: element types, conversions, the activations, and thin
+ * wrappers over the PTX instructions the GEMM and attention kernels use (sm_80+). */
+#ifndef CLIPSKIP_KERNELS_COMMON_CUH
+#define CLIPSKIP_KERNELS_COMMON_CUH
+
+#include "kernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+/* ---- element types: T is __half or __nv_bfloat16; T2 its pair type */
+template <typename T> struct cs_pair;
+template <> struct cs_pair<__half> { typedef __half2 type; };
+template <> struct cs_pair<__nv_bfloat16> { typedef __nv_bfloat162 type; };
+
+template <typename T> __device__ __forceinline__ float cs_to_f32(T v);
+template <> __device__ __forceinline__ float cs_to_f32<float>(float v) { return v; }
+template <> __device__ __forceinline__ float cs_to_f32<__half>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ float cs_to_f32<__nv_bfloat16>(__nv_bfloat16 v) {
+    return __bfloat162float(v);
+}
+
+template <typename T> __device__ __forceinline__ T cs_from_f32(float v);
+template <> __device__ __forceinline__ float cs_from_f32<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half cs_from_f32<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 cs_from_f32<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+
+/* Whether attention splits P into hi + lo parts for the P.V product: bf16's 8-bit significand
+ * alone would cost ~1.9e-3 relative error on the output (f16's 11 bits: 2e-4). */
+template <typename T> struct cs_split_p { static const bool value = false; };
+template <> struct cs_split_p<__nv_bfloat16> { static const bool value = true; };
+
+/* Two floats rounded into one 32-bit register holding (lo, hi), as mma operands expect. */
+template <typename T> __device__ __forceinline__ uint32_t cs_pack2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t cs_pack2<__half>(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+template <> __device__ __forceinline__ uint32_t cs_pack2<__nv_bfloat16>(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+
+/* The rounding error of cs_pack2<T>(v, .) in its first element: v - (float)(T)v. */
+template <typename T> __device__ __forceinline__ float cs_round_err(float v) {
+    return v - cs_to_f32<T>(cs_from_f32<T>(v));
+}
+
+/* ---- activations (SEMANTICS.md): fp32 in, fp32 out */
+__device__ __forceinline__ float cs_quick_gelu(float x) { return x / (1.0f + __expf(-1.702f * x)); }
+/* exact erf GELU; erff is the accurate one also under --use_fast_math */
+__device__ __forceinline__ float cs_gelu_erf(float x) {
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f));
+}
+__device__ __forceinline__ float cs_act(float x, clipskip_act act) {
+    return act == CLIPSKIP_ACT_GELU ? cs_gelu_erf(x) : cs_quick_gelu(x);
+}
+
+/* ---- warp reductions: butterfly, so every lane ends with the same value in a fixed order */
+__device__ __forceinline__ float cs_warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* ---- PTX wrappers (sm_80+) */
+__device__ __forceinline__ uint32_t cs_smem_addr(const void *p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+/* 16-byte global -> shared copy; src_bytes < 16 zero-fills the rest (0: all zeros, and src is
+ * not read). */
+__device__ __forceinline__ void cs_cp_async16(void *smem, const void *gmem, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(cs_smem_addr(smem)),
+                 "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void cs_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cs_cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void cs_ldmatrix_x4(uint32_t r[4], const void *smem) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(cs_smem_addr(smem)));
+}
+__device__ __forceinline__ void cs_ldmatrix_x4_trans(uint32_t r[4], const void *smem) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(cs_smem_addr(smem)));
+}
+
+/* d = a(16x16, row) * b(16x8, col) + d, fp32 accumulators. */
+template <typename T> __device__ __forceinline__ void cs_mma16816(float d[4], const uint32_t a[4],
+                                                                const uint32_t b[2]);
+template <> __device__ __forceinline__ void cs_mma16816<__half>(float d[4], const uint32_t a[4],
+                                                               const uint32_t b[2]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <> __device__ __forceinline__ void cs_mma16816<__nv_bfloat16>(float d[4],
+                                                                      const uint32_t a[4],
+                                                                      const uint32_t b[2]) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+static inline unsigned cs_div_up(size_t a, unsigned b) { return (unsigned)((a + b - 1) / b); }
+
+#endif

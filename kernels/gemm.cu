@@ -1,0 +1,223 @@
+/* Tensor-core GEMM with fused epilogues: out(M, N) = epi(x(M, K) @ W(N, K)^T).
+ *
+ * Both operands are K-major (x row-major, W in nn.Linear layout), which is exactly what
+ * mma.sync.m16n8k16.row.col wants: ldmatrix without transposition for both. A multi-stage
+ * cp.async pipeline keeps STAGES-1 k-tiles of BK = 32 in flight; tiles past M or N (and k-chunks
+ * past K) are zero-filled by cp.async, so any M >= 1 works and N, K need only be multiples of 8.
+ *
+ * Batch invariance: every configuration gives each output element ONE fp32 accumulator that
+ * receives the mma k-steps k = 0, 16, 32, ... in increasing order; no split-K, no reordering.
+ * The tile shape (chosen from M) only decides which block computes an element, so a row's
+ * result is bitwise the same whatever M, the batch or the configuration. */
+#include "common.cuh"
+
+#define GEMM_BK 32
+
+/* A shared-memory tile is rows x 32 elements: 64 B per row, four 16-byte chunks. Chunk c of row
+ * r is stored at chunk c ^ ((r >> 1) & 3), so the 8 rows one ldmatrix 8x8 reads (same logical
+ * chunk) fall in 8 distinct 16-byte bank groups: rows r, r+1 sit half a bank-line apart and the
+ * xor spreads the four row pairs over the four chunk slots. cp.async writes fill whole rows, so
+ * they are conflict-free whatever the permutation. */
+__device__ __forceinline__ int gemm_swz(int r, int c) {
+    return r * GEMM_BK + ((c ^ ((r >> 1) & 3)) << 3);
+}
+
+/* Queue the copy of one ROWS x BK tile (rows row0.., columns k0..) of g (ld = K) into s. */
+template <typename T, int ROWS, int NT>
+__device__ __forceinline__ void gemm_load_tile(T *s, const T *g, int row0, int rows_valid, int K,
+                                               int k0, int tid) {
+    static_assert((ROWS * 4) % NT == 0, "tile chunks must divide evenly among threads");
+#pragma unroll
+    for (int it = 0; it < ROWS * 4 / NT; it++) {
+        const int i = tid + it * NT;
+        const int r = i >> 2, c = i & 3;
+        const int gr = row0 + r, gk = k0 + c * 8;
+        const bool ok = gr < rows_valid && gk < K;
+        const T *src = ok ? g + (size_t)gr * K + gk : g;
+        cs_cp_async16(s + gemm_swz(r, c), src, ok ? 16 : 0);
+    }
+}
+
+/* The epilogue of one pair of adjacent outputs (row, col), (row, col+1). */
+template <typename T>
+__device__ __forceinline__ void gemm_store_pair(const cs_k_gemm_args &a, int row, int col,
+                                                float v0, float v1, float b0, float b1) {
+    const size_t o = (size_t)row * a.n + col;
+    v0 += b0;
+    v1 += b1;
+    if (a.epi == CS_K_EPI_BIAS_RESID) {
+        float2 *p = reinterpret_cast<float2 *>(static_cast<float *>(a.out) + o);
+        float2 r = *p;
+        r.x += v0;
+        r.y += v1;
+        *p = r;
+        return;
+    }
+    if (a.epi == CS_K_EPI_BIAS_ACT) {
+        v0 = cs_act(v0, a.act);
+        v1 = cs_act(v1, a.act);
+    }
+    *reinterpret_cast<uint32_t *>(static_cast<T *>(a.out) + o) = cs_pack2<T>(v0, v1);
+}
+
+template <typename T, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
+static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
+    gemm_kernel(cs_k_gemm_args a) {
+    constexpr int NT = WARPS_M * WARPS_N * 32;
+    constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N; /* warp tile */
+    constexpr int MI = WM / 16, NI = WN / 8;             /* mma tiles per warp */
+    static_assert(WM % 16 == 0 && WN % 16 == 0, "warp tile must be whole 16x16 pairs");
+
+    extern __shared__ __align__(128) unsigned char gemm_smem[];
+    T *sA = reinterpret_cast<T *>(gemm_smem);  /* STAGES x (BM, BK) */
+    T *sB = sA + STAGES * BM * GEMM_BK;        /* STAGES x (BN, BK) */
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp / WARPS_N, wn = warp % WARPS_N;
+    const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    const T *X = static_cast<const T *>(a.x), *W = static_cast<const T *>(a.w);
+    const int KT = (a.k + GEMM_BK - 1) / GEMM_BK;
+
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < KT) {
+            gemm_load_tile<T, BM, NT>(sA + s * BM * GEMM_BK, X, m0, a.m, a.k, s * GEMM_BK, tid);
+            gemm_load_tile<T, BN, NT>(sB + s * BN * GEMM_BK, W, n0, a.n, a.k, s * GEMM_BK, tid);
+        }
+        cs_cp_async_commit();
+    }
+
+    float acc[MI][NI][4];
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < NI; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+
+    for (int kt = 0; kt < KT; kt++) {
+        /* k-tile kt has landed for this thread; the barrier makes it visible to all and
+         * guarantees every warp is done reading the slot the prefetch below overwrites. */
+        cs_cp_async_wait<STAGES - 2>();
+        __syncthreads();
+        const int nk = kt + STAGES - 1;
+        if (nk < KT) {
+            const int s = nk % STAGES;
+            gemm_load_tile<T, BM, NT>(sA + s * BM * GEMM_BK, X, m0, a.m, a.k, nk * GEMM_BK, tid);
+            gemm_load_tile<T, BN, NT>(sB + s * BN * GEMM_BK, W, n0, a.n, a.k, nk * GEMM_BK, tid);
+        }
+        cs_cp_async_commit(); /* possibly empty: keeps the group count in step */
+
+        const T *tA = sA + (kt % STAGES) * BM * GEMM_BK;
+        const T *tB = sB + (kt % STAGES) * BN * GEMM_BK;
+#pragma unroll
+        for (int kk = 0; kk < GEMM_BK / 16; kk++) {
+            uint32_t af[MI][4], bf[NI][2];
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++) {
+                /* lanes 0-15: rows 0-15 at k 0-7; lanes 16-31: rows 0-15 at k 8-15 */
+                const int r = wm * WM + mi * 16 + (lane & 15);
+                cs_ldmatrix_x4(af[mi], tA + gemm_swz(r, kk * 2 + (lane >> 4)));
+            }
+#pragma unroll
+            for (int p = 0; p < NI / 2; p++) {
+                /* matrices: (n 0-7, k 0-7) (n 0-7, k 8-15) (n 8-15, k 0-7) (n 8-15, k 8-15) */
+                const int r = wn * WN + p * 16 + (lane & 7) + ((lane >> 4) << 3);
+                uint32_t t4[4];
+                cs_ldmatrix_x4(t4, tB + gemm_swz(r, kk * 2 + ((lane >> 3) & 1)));
+                bf[2 * p][0] = t4[0];
+                bf[2 * p][1] = t4[1];
+                bf[2 * p + 1][0] = t4[2];
+                bf[2 * p + 1][1] = t4[3];
+            }
+#pragma unroll
+            for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+                for (int ni = 0; ni < NI; ni++) cs_mma16816<T>(acc[mi][ni], af[mi], bf[ni]);
+        }
+    }
+    cs_cp_async_wait<0>();
+
+    /* accumulator (mi, ni): c0,c1 at (row g, cols 2t, 2t+1), c2,c3 at row g + 8 */
+#pragma unroll
+    for (int ni = 0; ni < NI; ni++) {
+        const int col = n0 + wn * WN + ni * 8 + (lane & 3) * 2;
+        if (col >= a.n) continue;
+        float2 b = make_float2(0.0f, 0.0f);
+        if (a.epi != CS_K_EPI_NONE) b = *reinterpret_cast<const float2 *>(a.bias + col);
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++) {
+            const int row = m0 + wm * WM + mi * 16 + (lane >> 2);
+            if (row < a.m) gemm_store_pair<T>(a, row, col, acc[mi][ni][0], acc[mi][ni][1], b.x, b.y);
+            if (row + 8 < a.m)
+                gemm_store_pair<T>(a, row + 8, col, acc[mi][ni][2], acc[mi][ni][3], b.x, b.y);
+        }
+    }
+}
+
+/* ---- configurations: (BM, BN, warps M x N, stages, min blocks per SM) */
+#define GEMM_CFG_L 128, 128, 2, 4, 4, 2 /* warp 64x32; 64 KB smem; large M */
+#define GEMM_CFG_M 64, 64, 2, 2, 4, 4   /* warp 32x32; 32 KB */
+#define GEMM_CFG_S 32, 32, 2, 2, 6, 4   /* warp 16x16; 24 KB; batch 1 streams weights */
+
+static const int gemm_bm[CS_K_GEMM_N_TILES] = {128, 64, 32};
+static const int gemm_bn[CS_K_GEMM_N_TILES] = {128, 64, 32};
+
+template <typename T, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
+static cudaError_t gemm_launch(const cs_k_gemm_args *a, cudaStream_t stream) {
+    const size_t smem = (size_t)STAGES * (BM + BN) * GEMM_BK * sizeof(T);
+    const unsigned gy = cs_div_up((size_t)a->m, BM);
+    if (gy > 65535u) return cudaErrorInvalidValue;
+    dim3 grid(cs_div_up((size_t)a->n, BN), gy);
+    gemm_kernel<T, BM, BN, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS>
+        <<<grid, WARPS_M * WARPS_N * 32, smem, stream>>>(*a);
+    return cudaGetLastError();
+}
+
+template <typename T, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
+static cudaError_t gemm_set_smem() {
+    const int smem = STAGES * (BM + BN) * GEMM_BK * (int)sizeof(T);
+    return cudaFuncSetAttribute(gemm_kernel<T, BM, BN, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+}
+
+template <typename T> static cudaError_t gemm_setup_t() {
+    cudaError_t e;
+    if ((e = gemm_set_smem<T, GEMM_CFG_L>()) != cudaSuccess) return e;
+    if ((e = gemm_set_smem<T, GEMM_CFG_M>()) != cudaSuccess) return e;
+    return gemm_set_smem<T, GEMM_CFG_S>();
+}
+
+template <typename T>
+static cudaError_t gemm_dispatch(const cs_k_gemm_args *a, int tile, cudaStream_t stream) {
+    switch (tile) {
+    case CS_K_GEMM_TILE_128x128: return gemm_launch<T, GEMM_CFG_L>(a, stream);
+    case CS_K_GEMM_TILE_64x64: return gemm_launch<T, GEMM_CFG_M>(a, stream);
+    case CS_K_GEMM_TILE_32x32: return gemm_launch<T, GEMM_CFG_S>(a, stream);
+    }
+    return cudaErrorInvalidValue;
+}
+
+extern "C" cudaError_t cs_k_gemm_setup(void) {
+    cudaError_t e = gemm_setup_t<__half>();
+    return e != cudaSuccess ? e : gemm_setup_t<__nv_bfloat16>();
+}
+
+extern "C" cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int n_sm) {
+    for (int t = 0; t < CS_K_GEMM_N_TILES - 1; t++) {
+        const size_t blocks = (size_t)cs_div_up((size_t)m, gemm_bm[t]) * cs_div_up((size_t)n, gemm_bn[t]);
+        if (blocks >= (size_t)n_sm) return (cs_k_gemm_tile)t;
+    }
+    return (cs_k_gemm_tile)(CS_K_GEMM_N_TILES - 1);
+}
+
+extern "C" cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cudaStream_t stream) {
+    if (a->m < 0 || a->n <= 0 || a->k <= 0 || a->n % 8 || a->k % 8) return cudaErrorInvalidValue;
+    if (a->epi != CS_K_EPI_NONE && !a->bias) return cudaErrorInvalidValue;
+    if (((uintptr_t)a->x | (uintptr_t)a->w) % 16 || (uintptr_t)a->out % 8) return cudaErrorInvalidValue;
+    if (a->m == 0) return cudaSuccess;
+    if (tile < 0) tile = cs_k_gemm_pick(a->m, a->n, n_sm);
+    if (a->dtype == CLIPSKIP_DTYPE_F16) return gemm_dispatch<__half>(a, tile, stream);
+    if (a->dtype == CLIPSKIP_DTYPE_BF16) return gemm_dispatch<__nv_bfloat16>(a, tile, stream);
+    return cudaErrorInvalidValue;
+}

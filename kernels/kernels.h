@@ -1,0 +1,110 @@
+/* Launchers of the CUDA kernels (kernels/<op>.cu): plain C so that host/backend_cuda.c (C11,
+ * gcc) includes it.
+ *
+ * Every launcher queues its work on `stream` and returns the error of its launch (cudaSuccess,
+ * or what cudaGetLastError() said right after it, or cudaErrorInvalidValue for arguments the
+ * kernel cannot take); none synchronizes, none allocates, so every launcher may be captured
+ * into a CUDA graph. Pointers are device pointers. dtype arguments are clipskip_dtype values:
+ * ACT buffers are F16 or BF16, the residual stream (RESID) is F32.
+ *
+ * Numerics that the backend's contract relies on (kernels/README.md has the reasons):
+ *   - GEMM: fp32 accumulation, one accumulator per output element fed k-steps of 16 in
+ *     increasing k; tile shape may depend on M, the k sequence never does (batch invariance).
+ *   - LayerNorm and softmax statistics in fp32; reductions in a fixed order per row.
+ *   - Attention: the output row i of a sequence depends on rows 0..i only, bitwise. */
+#ifndef CLIPSKIP_KERNELS_H
+#define CLIPSKIP_KERNELS_H
+
+#include "clipskip.h"
+
+#include <cuda_runtime_api.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Largest sequence the attention kernel takes (5 query tiles of 16); CLIP uses 77. */
+#define CS_K_ATTN_MAX_T 80
+/* Head width the tensor-core attention kernel is written for (every CLIP text tower); other
+ * widths up to CS_K_ATTN_MAX_HEAD_DIM take a slower CUDA-core kernel. */
+#define CS_K_ATTN_HEAD_DIM 64
+#define CS_K_ATTN_MAX_HEAD_DIM 64
+
+/* h(m, d) fp32 = tok_emb[ids[i]] (tok_dtype: F32/F16/BF16) + pos_emb[pos[i]] (fp32).
+ * ids/pos (m) device int32, already range-checked by the caller. d % 4 == 0. */
+cudaError_t cs_k_embed(float *h, const void *tok_emb, clipskip_dtype tok_dtype,
+                       const float *pos_emb, const int32_t *ids, const int32_t *pos, int32_t m,
+                       int32_t d, cudaStream_t stream);
+
+/* out(m, d) ACT = (in - mean) * rstd * gamma + beta per row, fp32 statistics (two passes:
+ * mean, then centred variance). in (m, d) fp32; gamma, beta (d) fp32. d % 4 == 0. */
+cudaError_t cs_k_layernorm(void *out, clipskip_dtype out_dtype, const float *in,
+                           const float *gamma, const float *beta, int32_t m, int32_t d, float eps,
+                           cudaStream_t stream);
+
+typedef enum {
+    CS_K_EPI_NONE = 0,       /* out ACT = x W^T */
+    CS_K_EPI_BIAS = 1,       /* out ACT = x W^T + b */
+    CS_K_EPI_BIAS_ACT = 2,   /* out ACT = act(x W^T + b) */
+    CS_K_EPI_BIAS_RESID = 3  /* out fp32 += x W^T + b */
+} cs_k_epilogue;
+
+typedef struct {
+    const void *x;      /* (m, k) F16/BF16, row-major */
+    const void *w;      /* (n, k) same dtype: nn.Linear layout, y = x @ w^T */
+    const float *bias;  /* (n) fp32; NULL only with CS_K_EPI_NONE */
+    void *out;          /* (m, n): dtype for NONE/BIAS/BIAS_ACT, fp32 for BIAS_RESID */
+    int32_t m, n, k;    /* k % 8 == 0, n % 8 == 0; m >= 1 */
+    clipskip_dtype dtype;
+    cs_k_epilogue epi;
+    clipskip_act act;   /* for CS_K_EPI_BIAS_ACT */
+} cs_k_gemm_args;
+
+/* Tile configurations of the native GEMM; all share BK = 32 and the k order. */
+typedef enum { CS_K_GEMM_TILE_128x128 = 0, CS_K_GEMM_TILE_64x64 = 1, CS_K_GEMM_TILE_32x32 = 2,
+               CS_K_GEMM_N_TILES = 3 } cs_k_gemm_tile;
+
+/* Once per device (current device) before the first cs_k_gemm: raises the dynamic shared
+ * memory limit of the kernels that need more than 48 KB. */
+cudaError_t cs_k_gemm_setup(void);
+/* The tile configuration cs_k_gemm picks for (m, n) on a device with n_sm multiprocessors:
+ * the largest tile that still makes at least n_sm blocks, else the smallest. */
+cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int n_sm);
+/* Tensor-core GEMM (mma.sync m16n8k16, ldmatrix, cp.async pipeline) with a fused epilogue.
+ * tile < 0: cs_k_gemm_pick(m, n, n_sm); else that configuration (tests, benchmarks). */
+cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cudaStream_t stream);
+
+/* Causal multi-head attention, one block per (sequence, head).
+ * qkv (M, 3d) dtype, row = [q | k | v], head h at columns h*dh .. h*dh+dh-1 of each part,
+ * dh = d / n_heads <= CS_K_ATTN_MAX_HEAD_DIM (64: tensor cores; others: CUDA cores).
+ * offsets (n_seq + 1) device int32 prefix sums (row of sequence s = offsets[s] ..
+ * offsets[s+1]-1), every length in 1..CS_K_ATTN_MAX_T.
+ * out: (M, d) merged heads, or with last_only (n_seq, d) holding each sequence's last row.
+ * scale multiplies q.k in fp32; softmax in fp32; P is rounded to dtype for the P.V product. */
+cudaError_t cs_k_attention(void *out, const void *qkv, const int32_t *offsets, int32_t n_seq,
+                           int32_t n_heads, int32_t d, float scale, int last_only,
+                           clipskip_dtype dtype, cudaStream_t stream);
+
+/* dst row i = src row idx[i], row_bytes each; idx (n) device int32, range-checked by the
+ * caller. */
+cudaError_t cs_k_gather_rows(void *dst, const void *src, size_t row_bytes, const int32_t *idx,
+                             int32_t n, cudaStream_t stream);
+
+/* dst[i] = (dst_dtype) src[i], n elements, F32/F16/BF16 either side (round to nearest even;
+ * NaN stays NaN). Same dtype: a copy. */
+cudaError_t cs_k_convert(void *dst, clipskip_dtype dst_dtype, const void *src,
+                         clipskip_dtype src_dtype, size_t n, cudaStream_t stream);
+/* dst (cols, rows) = transpose of src (rows, cols), converted. */
+cudaError_t cs_k_transpose_convert(void *dst, clipskip_dtype dst_dtype, const void *src,
+                                   clipskip_dtype src_dtype, int64_t rows, int64_t cols,
+                                   cudaStream_t stream);
+/* x[i] = act(x[i]) in place, n elements of dtype (F16/BF16); fp32 arithmetic. */
+cudaError_t cs_k_activation(void *x, clipskip_dtype dtype, clipskip_act act, size_t n,
+                            cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

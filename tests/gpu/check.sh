@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# tests/gpu/check.sh: the ONE script to run on a lent GPU machine (ARCHITECTURE.md "GPU
+# verification"). From the repository root:
+#
+#     tests/gpu/check.sh
+#
+# Two ways to get binaries, tried in this order:
+#   carried: build-gpu-carry/ made on the build machine by tests/gpu/pack.sh (binaries for
+#            sm_90 plus the non-system shared libraries they need; the device image may lack
+#            the Debian -dev packages the build needs). Pass carry: ["build-gpu-carry"].
+#   built:   configure + build build-gpu there with CUDA for the local arch only.
+# Then: the GPU tests (ctest -L gpu when built there, the test programs directly when carried),
+# bench_kernels --quick, `clipskip bench` if the program has that subcommand (args from
+# CLIPSKIP_BENCH_ARGS, default --quick when its help lists it), bench/baseline_hf.py if present
+# (args from HF_BASELINE_ARGS, default --quick likewise), and compute-sanitizer memcheck and
+# racecheck on the kernel test in quick mode while time is left.
+# Logs go to $OUT when set (at most 8 files come back), else build-gpu/check-logs. A short table
+# is printed last. Budget: under 5 minutes (each step has a timeout; the sanitizers only run if
+# enough time is left). Exit status: 0 when nothing failed (skips are not failures).
+set -u
+T0=$(date +%s)
+BUDGET=${CHECK_BUDGET_S:-285}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+LOG=${OUT:-$ROOT/build-gpu/check-logs}
+mkdir -p "$LOG"
+NAMES=() RESULTS=() SECS=() NOTES=()
+FAILED=0
+
+elapsed() { echo $(( $(date +%s) - T0 )); }
+left() { echo $(( BUDGET - $(elapsed) )); }
+record() { NAMES+=("$1"); RESULTS+=("$2"); SECS+=("$3"); NOTES+=("$4"); [ "$2" = FAIL ] || [ "$2" = TIMEOUT ] && FAILED=1; return 0; }
+verdict() { case $1 in 0) echo PASS ;; 77) echo SKIP ;; 124|137) echo TIMEOUT ;; *) echo FAIL ;; esac; }
+
+# run NAME LOGFILE TIMEOUT CMD...: append output to LOGFILE, record the verdict
+run() {
+    local name=$1 logf=$2 to=$3; shift 3
+    local t=$(date +%s)
+    echo "=== $name: $*" >>"$logf"
+    timeout "$to" "$@" >>"$logf" 2>&1
+    local rc=$?
+    record "$name" "$(verdict $rc)" $(( $(date +%s) - t )) "rc=$rc"
+    return $rc
+}
+
+# ---- the device
+{
+    echo "date: $(date -u +%FT%TZ)"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo -dirty)"
+    nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1
+    nvcc --version 2>&1 | tail -1
+    command -v compute-sanitizer
+    uname -m
+} >"$LOG/info.log" 2>&1
+GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
+ARCH=${ARCH:-90}
+
+# ---- binaries
+CARRY=$ROOT/build-gpu-carry
+if [ -x "$CARRY/bin/test_gpu_invariance" ]; then
+    MODE=carried
+    BIN=$CARRY/bin
+    if [ -f "$CARRY/lib.tar.xz" ] && [ ! -d "$CARRY/lib" ]; then
+        mkdir -p "$CARRY/lib"
+        tar xJf "$CARRY/lib.tar.xz" -C "$CARRY/lib" 2>/dev/null ||
+            python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+                "$CARRY/lib.tar.xz" "$CARRY/lib"
+    fi
+    CUBLAS_DIR=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
+    export LD_LIBRARY_PATH="$CARRY/lib:/usr/local/cuda/lib64:${CUBLAS_DIR:-}:${LD_LIBRARY_PATH:-}"
+    export CS_TEST_DATA=$ROOT/tests/data
+    { echo "carried build: $(cat "$CARRY/BUILD_INFO" 2>/dev/null)"; echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH";
+      for b in "$BIN"/*; do echo "== ldd $b"; ldd "$b" | grep -E "not found|cublas|cudart"; done; } >"$LOG/build.log" 2>&1
+    record build "PASS" 0 "carried ($(cat "$CARRY/BUILD_INFO" 2>/dev/null | head -1))"
+else
+    MODE=built
+    BIN=$ROOT/build-gpu
+    t=$(date +%s)
+    if cmake -S . -B build-gpu -DCLIPSKIP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
+            -DCMAKE_BUILD_TYPE=Release >"$LOG/build.log" 2>&1 &&
+        timeout 200 cmake --build build-gpu -j"$(nproc)" >>"$LOG/build.log" 2>&1; then
+        record build PASS $(( $(date +%s) - t )) "sm_$ARCH, -j$(nproc)"
+    else
+        record build FAIL $(( $(date +%s) - t )) "see build.log (no carried build either)"
+    fi
+fi
+
+# ---- the GPU tests
+if [ "$MODE" = built ] && [ -f build-gpu/CTestTestfile.cmake ]; then
+    t=$(date +%s)
+    timeout 240 ctest --test-dir build-gpu -L gpu --output-on-failure --timeout 200 >"$LOG/tests.log" 2>&1
+    rc=$?
+    while read -r name res; do
+        record "$name" "$res" "-" "ctest"
+    done < <(sed -nE 's/.*Test +#[0-9]+: ([a-z_0-9]+) \.+[* ]*(Passed|Failed|Not Run|Skipped|Timeout|Exception).*/\1 \2/p' "$LOG/tests.log" |
+             sed -E 's/ Passed$/ PASS/; s/ (Failed|Exception)$/ FAIL/; s/ (Skipped|Not Run)$/ SKIP/; s/ Timeout$/ TIMEOUT/')
+    record "ctest -L gpu" "$( [ $rc = 0 ] && echo PASS || echo FAIL )" $(( $(date +%s) - t )) "rc=$rc"
+elif [ "$MODE" = carried ]; then
+    for tbin in test_gpu_invariance test_gpu_ops test_gpu_e2e; do
+        [ -x "$BIN/$tbin" ] && run "$tbin" "$LOG/tests.log" 200 "$BIN/$tbin"
+    done
+fi
+
+# ---- benchmarks
+KB=$BIN/bench_kernels
+[ -x "$KB" ] || KB=$BIN/bench/kernels/bench_kernels
+[ -x "$KB" ] && run bench_kernels "$LOG/bench_kernels.log" 90 "$KB" --quick
+
+CLI=$BIN/clipskip
+if [ -x "$CLI" ] && "$CLI" bench --help >"$LOG/clipskip_bench.log" 2>&1; then
+    ARGS=${CLIPSKIP_BENCH_ARGS:-}
+    [ -z "$ARGS" ] && grep -q -- "--quick" "$LOG/clipskip_bench.log" && ARGS=--quick
+    if [ -n "$ARGS" ]; then
+        # shellcheck disable=SC2086
+        run "clipskip bench" "$LOG/clipskip_bench.log" 90 "$CLI" bench $ARGS
+    else
+        record "clipskip bench" SKIP 0 "no --quick in its help: set CLIPSKIP_BENCH_ARGS"
+    fi
+else
+    record "clipskip bench" SKIP 0 "no bench subcommand in this build"
+fi
+
+if [ -f bench/baseline_hf.py ]; then
+    ARGS=${HF_BASELINE_ARGS:-}
+    [ -z "$ARGS" ] && python3 bench/baseline_hf.py --help 2>/dev/null | grep -q -- "--quick" && ARGS=--quick
+    # shellcheck disable=SC2086
+    run "baseline_hf.py" "$LOG/baseline_hf.log" 90 env PYTHONUNBUFFERED=1 python3 bench/baseline_hf.py $ARGS
+else
+    record "baseline_hf.py" SKIP 0 "bench/baseline_hf.py not in the tree"
+fi
+
+# ---- compute-sanitizer on the kernel test, small shapes, while time is left
+TI=$BIN/test_gpu_invariance
+[ -x "$TI" ] || TI=$BIN/tests/gpu/test_gpu_invariance
+if command -v compute-sanitizer >/dev/null 2>&1 && [ -x "$TI" ]; then
+    for tool in memcheck racecheck; do
+        L=$(left)
+        if [ "$L" -gt 40 ]; then
+            run "sanitizer $tool" "$LOG/sanitizer.log" $(( L - 15 )) env CS_TEST_QUICK=1 \
+                compute-sanitizer --tool "$tool" --error-exitcode 3 "$TI"
+        else
+            record "sanitizer $tool" SKIP 0 "only ${L}s of the budget left"
+        fi
+    done
+else
+    record "compute-sanitizer" SKIP 0 "not installed or no test binary"
+fi
+
+# ---- summary: bench table, then the step table (last, so the reply's tail shows it)
+{
+    if [ -f "$LOG/bench_kernels.log" ]; then
+        grep -E "^(device|ceilings)" "$LOG/bench_kernels.log"
+        grep -E "^\|" "$LOG/bench_kernels.log"
+        echo
+    fi
+    echo "clipskip GPU check: ${GPU:-no GPU} (sm_$ARCH), $MODE build, $(git rev-parse --short HEAD 2>/dev/null), $(elapsed)s"
+    printf "| %-22s | %-7s | %5s | %s\n" step result s note
+    for i in "${!NAMES[@]}"; do
+        printf "| %-22s | %-7s | %5s | %s\n" "${NAMES[$i]}" "${RESULTS[$i]}" "${SECS[$i]}" "${NOTES[$i]}"
+    done
+    echo "logs: $LOG"
+} | tee "$LOG/summary.txt"
+# failing test output, short, for the reply's tail
+grep -hE "FAIL|CHECK failed|REQUIRE failed| failed at |error:" "$LOG/tests.log" 2>/dev/null | head -20
+exit $FAILED

@@ -1,0 +1,316 @@
+/* End to end through the public API: the CUDA encoder against the CPU encoder.
+ *  - every committed fixture (each .safetensors under tests/data/models except goldens and bad),
+ *    every tower, every clip skip, final LN on and off, hidden + pooled + text_embeds;
+ *  - a random ViT-L-shaped tower (12 x 768, built in memory): CPU vs CUDA F16, BF16 and the
+ *    cuBLASLt path; batch invariance (a prompt alone and inside batches of 7, 64 and 513 gives
+ *    bitwise identical rows); mixed depths in one batch bitwise equal to each row encoded alone;
+ *    the memory report.
+ * Relative Frobenius error per output tensor <= 2e-3 (ARCHITECTURE.md numerics contract) for
+ * F16; BF16 gets 1e-2: its 8-bit mantissa makes one rounding of an activation 2^-9 ~ 2e-3
+ * already, and a forward pass rounds every layer's activations several times. NaN never passes.
+ * Exit 77 (SKIPPED) when no CUDA device is usable. CS_TEST_DATA in the environment overrides
+ * the compiled-in data folder (a build carried to another machine). */
+#include "backend.h"
+#include "gpu_test_model.h"
+#include "test_util.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#define TOL_F16 2e-3
+#define TOL_BF16 1e-2
+
+typedef struct {
+    float *hidden, *pooled, *embeds;
+    int32_t hd, pd, ed, rows;
+} outs;
+
+static clipskip_encoder *enc_make(const clipskip_model *m, clipskip_backend b, clipskip_dtype dt,
+                                  clipskip_gemm g, int max_batch) {
+    clipskip_encoder_params p = clipskip_encoder_default_params();
+    p.backend = b;
+    p.compute_dtype = dt;
+    p.gemm = g;
+    p.max_batch = max_batch;
+    clipskip_encoder *e = NULL;
+    CHECK_OK(clipskip_encoder_init(m, &p, &e));
+    return e;
+}
+
+static void outs_alloc(outs *o, const clipskip_model *m, const clipskip_encode_options *opt, int32_t rows) {
+    memset(o, 0, sizeof *o);
+    CHECK_OK(clipskip_output_dims(m, opt, &o->hd, &o->pd, &o->ed));
+    o->rows = rows;
+    o->hidden = calloc((size_t)rows * CLIPSKIP_CONTEXT * (o->hd ? o->hd : 1), sizeof(float));
+    o->pooled = calloc((size_t)rows * (o->pd ? o->pd : 1), sizeof(float));
+    o->embeds = calloc((size_t)rows * (o->ed ? o->ed : 1), sizeof(float));
+}
+
+static void outs_free(outs *o) {
+    free(o->hidden);
+    free(o->pooled);
+    free(o->embeds);
+}
+
+static clipskip_status encode(clipskip_encoder *e, const int32_t *ids, int32_t rows,
+                              const clipskip_encode_options *opt, outs *o) {
+    /* poison: an output the encoder forgets to write must not pass */
+    const size_t nh = (size_t)rows * CLIPSKIP_CONTEXT * o->hd, np = (size_t)rows * o->pd,
+                 ne = (size_t)rows * o->ed;
+    for (size_t i = 0; i < nh; i++) o->hidden[i] = NAN;
+    for (size_t i = 0; i < np; i++) o->pooled[i] = NAN;
+    for (size_t i = 0; i < ne; i++) o->embeds[i] = NAN;
+    clipskip_outputs out = {(opt->outputs & CLIPSKIP_OUT_HIDDEN) ? o->hidden : NULL,
+                            (opt->outputs & CLIPSKIP_OUT_POOLED) ? o->pooled : NULL,
+                            (opt->outputs & CLIPSKIP_OUT_TEXT_EMBEDS) ? o->embeds : NULL};
+    return clipskip_encode_ids(e, ids, rows, opt, &out);
+}
+
+static void compare(const char *what, const outs *ref, const outs *got, uint32_t outputs, double tol) {
+    const float *r[3] = {ref->hidden, ref->pooled, ref->embeds}, *g[3] = {got->hidden, got->pooled, got->embeds};
+    const size_t n[3] = {(size_t)ref->rows * CLIPSKIP_CONTEXT * ref->hd, (size_t)ref->rows * ref->pd,
+                         (size_t)ref->rows * ref->ed};
+    static const char *names[3] = {"hidden", "pooled", "text_embeds"};
+    for (int i = 0; i < 3; i++) {
+        if (!(outputs & (1u << i)) || n[i] == 0) continue;
+        const double err = tm_rel_err(r[i], g[i], n[i]);
+        const int ok = err <= tol;
+        if (!ok || getenv("CS_TEST_VERBOSE"))
+            printf("  %-5s %s %s: rel err %.3e (tol %.0e)\n", ok ? "ok" : "FAIL", what, names[i], err, tol);
+        if (!ok) cs_test_failures++;
+    }
+}
+
+/* rows of ids for a tower: BOS, content, EOS, pad (random lengths), or random ids when the
+ * tower's vocabulary has no BOS/EOS. */
+static int32_t *make_ids(const clipskip_tower_info *in, int32_t rows) {
+    int32_t *ids = malloc((size_t)rows * CLIPSKIP_CONTEXT * sizeof(int32_t));
+    for (int32_t r = 0; r < rows; r++) {
+        int32_t *row = ids + (size_t)r * CLIPSKIP_CONTEXT;
+        if (in->vocab <= CLIPSKIP_EOS) {
+            for (int i = 0; i < CLIPSKIP_CONTEXT; i++) row[i] = tm_int(in->vocab);
+            continue;
+        }
+        const int n = tm_int(CLIPSKIP_MAX_CONTENT + 1);
+        row[0] = CLIPSKIP_BOS;
+        for (int i = 1; i <= n; i++) row[i] = tm_int(CLIPSKIP_BOS);
+        row[n + 1] = CLIPSKIP_EOS;
+        for (int i = n + 2; i < CLIPSKIP_CONTEXT; i++) row[i] = in->pad_id;
+    }
+    return ids;
+}
+
+static void fixture_tower(const char *path, const clipskip_model *m, int tower, clipskip_encoder *cpu,
+                          clipskip_encoder *gpu, clipskip_encoder *lt) {
+    clipskip_tower_info in;
+    CHECK_OK(clipskip_model_tower_info(m, tower, &in));
+    const int32_t rows = 3;
+    int32_t *ids = make_ids(&in, rows);
+    clipskip_encode_options opt = clipskip_encode_default_options();
+    opt.tower = tower;
+    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | (in.proj_dim ? CLIPSKIP_OUT_TEXT_EMBEDS : 0);
+    outs rc, rg;
+    outs_alloc(&rc, m, &opt, rows);
+    outs_alloc(&rg, m, &opt, rows);
+    for (int skip = 1; skip <= in.n_layers; skip++)
+        for (int ln = CLIPSKIP_FINAL_LN_ON; ln <= CLIPSKIP_FINAL_LN_OFF; ln++) {
+            opt.row.clip_skip = skip;
+            opt.row.final_ln = (clipskip_final_ln)ln;
+            char what[512];
+            snprintf(what, sizeof what, "%s tower %d skip %d final_ln %s", path, tower, skip,
+                     ln == CLIPSKIP_FINAL_LN_ON ? "on" : "off");
+            CHECK_OK(encode(cpu, ids, rows, &opt, &rc));
+            CHECK_OK(encode(gpu, ids, rows, &opt, &rg));
+            compare(what, &rc, &rg, opt.outputs, TOL_F16);
+            if (lt && skip == 1) {
+                CHECK_OK(encode(lt, ids, rows, &opt, &rg));
+                strncat(what, " cublaslt", sizeof what - strlen(what) - 1);
+                compare(what, &rc, &rg, opt.outputs, TOL_F16);
+            }
+        }
+    printf("  done  %s tower %d (%d layers, D=%d, %d heads)\n", path, tower, in.n_layers, in.d_model, in.n_heads);
+    outs_free(&rc);
+    outs_free(&rg);
+    free(ids);
+}
+
+static void test_fixture(const char *path) {
+    clipskip_model *m = NULL;
+    if (clipskip_model_load(path, NULL, &m) != CLIPSKIP_OK) {
+        printf("  note  %s: not loaded (%s), skipped\n", path, clipskip_last_error());
+        return;
+    }
+    clipskip_encoder *cpu = enc_make(m, CLIPSKIP_BACKEND_CPU, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 8);
+    clipskip_encoder *gpu = enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 8);
+    clipskip_encoder *lt = enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_CUBLASLT, 8);
+    if (cpu && gpu)
+        for (int t = 0; t < clipskip_model_n_towers(m); t++) fixture_tower(path, m, t, cpu, gpu, lt);
+    clipskip_encoder_free(lt);
+    clipskip_encoder_free(gpu);
+    clipskip_encoder_free(cpu);
+    clipskip_model_free(m);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    const size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* Every *.safetensors under dir except goldens and the bad/ folders. */
+static void scan(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "bad")) continue;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode)) scan(p);
+        else if (ends_with(p, ".safetensors") && !strstr(e->d_name, ".goldens.")) test_fixture(p);
+    }
+    closedir(d);
+}
+
+/* ---- the random ViT-L tower */
+
+static void vitl_vs_cpu(const clipskip_model *m, clipskip_encoder *cpu, clipskip_encoder *gpu,
+                        clipskip_encoder *bf, clipskip_encoder *lt) {
+    const int32_t rows = 3;
+    int32_t *ids = make_ids(&m->towers[0].info, rows);
+    clipskip_encode_options opt = clipskip_encode_default_options();
+    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    outs rc, rg;
+    outs_alloc(&rc, m, &opt, rows);
+    outs_alloc(&rg, m, &opt, rows);
+    const int skips[3] = {1, 2, 12};
+    for (int s = 0; s < 3; s++)
+        for (int ln = CLIPSKIP_FINAL_LN_ON; ln <= CLIPSKIP_FINAL_LN_OFF; ln++) {
+            opt.row.clip_skip = skips[s];
+            opt.row.final_ln = (clipskip_final_ln)ln;
+            char what[128];
+            CHECK_OK(encode(cpu, ids, rows, &opt, &rc));
+            snprintf(what, sizeof what, "vit-l skip %d ln %d f16", skips[s], ln);
+            CHECK_OK(encode(gpu, ids, rows, &opt, &rg));
+            compare(what, &rc, &rg, opt.outputs, TOL_F16);
+            snprintf(what, sizeof what, "vit-l skip %d ln %d bf16", skips[s], ln);
+            CHECK_OK(encode(bf, ids, rows, &opt, &rg));
+            compare(what, &rc, &rg, opt.outputs, TOL_BF16);
+            snprintf(what, sizeof what, "vit-l skip %d ln %d cublaslt", skips[s], ln);
+            CHECK_OK(encode(lt, ids, rows, &opt, &rg));
+            compare(what, &rc, &rg, opt.outputs, TOL_F16);
+        }
+    printf("  done  vit-l CPU vs CUDA f16 / bf16 / cublaslt\n");
+    outs_free(&rc);
+    outs_free(&rg);
+    free(ids);
+}
+
+/* Row r of o equals row 0 of a, bitwise, in every output. */
+static size_t row_diff(const outs *a, const outs *o, int32_t r) {
+    size_t bad = 0;
+    bad += memcmp(a->hidden, o->hidden + (size_t)r * CLIPSKIP_CONTEXT * o->hd,
+                  (size_t)CLIPSKIP_CONTEXT * o->hd * sizeof(float)) != 0;
+    bad += memcmp(a->pooled, o->pooled + (size_t)r * o->pd, (size_t)o->pd * sizeof(float)) != 0;
+    bad += memcmp(a->embeds, o->embeds + (size_t)r * o->ed, (size_t)o->ed * sizeof(float)) != 0;
+    return bad;
+}
+
+static void vitl_batch_invariance(const clipskip_model *m, clipskip_encoder *gpu, int skip, int ln) {
+    const int32_t sizes[4] = {1, 7, 64, 513}, where[4] = {0, 3, 40, 300};
+    clipskip_encode_options opt = clipskip_encode_default_options();
+    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    opt.row.clip_skip = skip;
+    opt.row.final_ln = (clipskip_final_ln)ln;
+    int32_t *ids = make_ids(&m->towers[0].info, 513), *probe = make_ids(&m->towers[0].info, 1);
+    outs alone, batch;
+    outs_alloc(&alone, m, &opt, 1);
+    outs_alloc(&batch, m, &opt, 513);
+    CHECK_OK(encode(gpu, probe, 1, &opt, &alone));
+    size_t bad = 0;
+    for (int s = 0; s < 4; s++) {
+        memcpy(ids + (size_t)where[s] * CLIPSKIP_CONTEXT, probe, CLIPSKIP_CONTEXT * sizeof(int32_t));
+        batch.rows = sizes[s];
+        CHECK_OK(encode(gpu, ids, sizes[s], &opt, &batch));
+        bad += row_diff(&alone, &batch, where[s]);
+        CHECK_OK(encode(gpu, ids, sizes[s], &opt, &batch)); /* again: now from a captured graph */
+        bad += row_diff(&alone, &batch, where[s]);
+    }
+    printf("  %-5s vit-l batch invariance skip %d final_ln %d: %zu differing outputs (batches 1, 7, 64, 513)\n",
+           bad ? "FAIL" : "ok", skip, ln, bad);
+    if (bad) cs_test_failures++;
+    outs_free(&alone);
+    outs_free(&batch);
+    free(ids);
+    free(probe);
+}
+
+static void vitl_mixed_depths(const clipskip_model *m, clipskip_encoder *gpu) {
+    const int32_t rows = 8;
+    clipskip_row_options per[8] = {{1, CLIPSKIP_FINAL_LN_ON}, {2, CLIPSKIP_FINAL_LN_OFF}, {3, CLIPSKIP_FINAL_LN_ON},
+                                   {12, CLIPSKIP_FINAL_LN_OFF}, {5, CLIPSKIP_FINAL_LN_ON}, {1, CLIPSKIP_FINAL_LN_OFF},
+                                   {7, CLIPSKIP_FINAL_LN_ON}, {2, CLIPSKIP_FINAL_LN_ON}};
+    int32_t *ids = make_ids(&m->towers[0].info, rows);
+    clipskip_encode_options opt = clipskip_encode_default_options();
+    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    opt.per_row = per;
+    outs mixed, one;
+    outs_alloc(&mixed, m, &opt, rows);
+    outs_alloc(&one, m, &opt, 1);
+    CHECK_OK(encode(gpu, ids, rows, &opt, &mixed));
+    size_t bad = 0;
+    for (int32_t r = 0; r < rows; r++) {
+        clipskip_encode_options o1 = opt;
+        o1.per_row = NULL;
+        o1.row = per[r];
+        CHECK_OK(encode(gpu, ids + (size_t)r * CLIPSKIP_CONTEXT, 1, &o1, &one));
+        bad += row_diff(&one, &mixed, r);
+    }
+    printf("  %-5s vit-l mixed depths: %zu rows differ from the same row encoded alone\n", bad ? "FAIL" : "ok", bad);
+    if (bad) cs_test_failures++;
+    outs_free(&mixed);
+    outs_free(&one);
+    free(ids);
+}
+
+static void test_vitl(void) {
+    const tm_shape s = {12, 768, 12, 3072, CLIPSKIP_VOCAB, 768, CLIPSKIP_ACT_QUICK_GELU, CLIPSKIP_DTYPE_F16, 1};
+    clipskip_model *m = tm_make(&s);
+    clipskip_encoder *cpu = enc_make(m, CLIPSKIP_BACKEND_CPU, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 4);
+    clipskip_encoder *gpu = enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 513);
+    clipskip_encoder *bf = enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_BF16, CLIPSKIP_GEMM_NATIVE, 8);
+    clipskip_encoder *lt = enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_CUBLASLT, 8);
+    REQUIRE(cpu && gpu && bf && lt);
+    CHECK(clipskip_encoder_backend(gpu) == CLIPSKIP_BACKEND_CUDA);
+    size_t wb = 0, ab = 0;
+    clipskip_encoder_memory(gpu, &wb, &ab);
+    /* 84.9 M matmul weights in F16 at least */
+    printf("  %-5s vit-l on %s: weights %.1f MB, activations %.1f MB\n", wb >= 169000000u ? "ok" : "FAIL",
+           clipskip_encoder_device(gpu), wb / 1e6, ab / 1e6);
+    CHECK(wb >= 169000000u);
+    vitl_vs_cpu(m, cpu, gpu, bf, lt);
+    vitl_batch_invariance(m, gpu, 1, CLIPSKIP_FINAL_LN_ON);
+    vitl_batch_invariance(m, gpu, 2, CLIPSKIP_FINAL_LN_OFF);
+    vitl_mixed_depths(m, gpu);
+    clipskip_encoder_free(lt);
+    clipskip_encoder_free(bf);
+    clipskip_encoder_free(gpu);
+    clipskip_encoder_free(cpu);
+    tm_free(m);
+}
+
+int main(void) {
+    if (!cs_cuda_available()) {
+        printf("SKIPPED: no usable CUDA device\n");
+        return 77;
+    }
+    tm_seed();
+    const char *data = getenv("CS_TEST_DATA") ? getenv("CS_TEST_DATA") : CS_TEST_DATA;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/models", data);
+    printf("fixtures under %s\n", dir);
+    scan(dir);
+    test_vitl();
+    TEST_DONE("test_gpu_e2e");
+}

@@ -1,0 +1,287 @@
+/* Kernel-level checks that need only the kernels (kernels/kernels.h), no CPU backend:
+ *  - GEMM: each tile configuration against a float64 reference (rel err <= 2e-3 for F16/BF16),
+ *    the three configurations bitwise equal to each other, and a row computed alone (M = 1) or
+ *    inside a batch of 77 bitwise equal to the same row inside M = 1001 (batch invariance);
+ *    every epilogue, both dtypes; the output poisoned with NaN first, guard rows kept NaN.
+ *  - Attention (tensor-core head width 64 and the CUDA-core fallback): against float64; row i of a 77-token sequence bitwise equal to the
+ *    last-only result of its prefix of i+1 tokens packed behind another sequence (causality and
+ *    length invariance, which pooled-only passes rely on).
+ * Exit 77 (SKIPPED) when no CUDA device is usable. */
+#include "gpu_test_model.h"
+#include "kernels.h"
+#include "test_util.h"
+
+#include <cuda_runtime_api.h>
+
+#define CU(x)                                                                                  \
+    do {                                                                                       \
+        cudaError_t e_ = (x);                                                                  \
+        if (e_ != cudaSuccess) {                                                               \
+            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+            exit(1);                                                                           \
+        }                                                                                      \
+    } while (0)
+
+static int g_n_sm;
+
+/* device copy of n floats as dt (F32/F16/BF16) */
+static void *dev_put(const float *v, size_t n, clipskip_dtype dt) {
+    const size_t es = cs_dtype_size(dt);
+    void *h = malloc(n * es), *d = NULL;
+    cs_convert_from_f32(h, v, dt, n);
+    CU(cudaMalloc(&d, n * es));
+    CU(cudaMemcpy(d, h, n * es, cudaMemcpyHostToDevice));
+    free(h);
+    return d;
+}
+
+static float *dev_get(const void *d, size_t n, clipskip_dtype dt) {
+    const size_t es = cs_dtype_size(dt);
+    void *h = malloc(n * es);
+    float *f = malloc(n * sizeof(float));
+    CU(cudaMemcpy(h, d, n * es, cudaMemcpyDeviceToHost));
+    cs_convert_to_f32(f, h, dt, n);
+    free(h);
+    return f;
+}
+
+static void dev_poison(void *d, size_t bytes) { CU(cudaMemset(d, 0xff, bytes)); } /* all-ones: NaN */
+
+static double act_ref(double x, clipskip_act act) {
+    return act == CLIPSKIP_ACT_GELU ? 0.5 * x * (1.0 + erf(x / sqrt(2.0))) : x / (1.0 + exp(-1.702 * x));
+}
+
+static void report(const char *what, int ok, const char *fmt, double v) {
+    printf("  %-5s %-44s ", ok ? "ok" : "FAIL", what);
+    printf(fmt, v);
+    printf("\n");
+    if (!ok) cs_test_failures++;
+}
+
+/* One GEMM shape and epilogue through every tile; returns nothing, counts failures. */
+static void gemm_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, cs_k_epilogue epi,
+                      clipskip_act act) {
+    const int resid = epi == CS_K_EPI_BIAS_RESID;
+    const clipskip_dtype odt = resid ? CLIPSKIP_DTYPE_F32 : dt;
+    float *x = malloc((size_t)m * k * sizeof(float)), *w = malloc((size_t)n * k * sizeof(float));
+    float *b = malloc((size_t)n * sizeof(float)), *r0 = malloc((size_t)m * n * sizeof(float));
+    tm_fill(x, (size_t)m * k, 1.0f, 0.0f);
+    tm_fill(w, (size_t)n * k, 1.0f / sqrtf((float)k), 0.0f);
+    tm_fill(b, (size_t)n, 0.5f, 0.0f);
+    tm_fill(r0, (size_t)m * n, 1.0f, 0.0f);
+    tm_round(x, (size_t)m * k, dt);
+    tm_round(w, (size_t)n * k, dt);
+    void *dx = dev_put(x, (size_t)m * k, dt), *dw = dev_put(w, (size_t)n * k, dt);
+    float *db = dev_put(b, (size_t)n, CLIPSKIP_DTYPE_F32);
+    const size_t out_n = (size_t)(m + 2) * n, ob = out_n * cs_dtype_size(odt);
+    void *dout = NULL;
+    CU(cudaMalloc(&dout, ob));
+    float *res[CS_K_GEMM_N_TILES];
+    char what[96];
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) {
+        dev_poison(dout, ob);
+        if (resid) CU(cudaMemcpy(dout, r0, (size_t)m * n * sizeof(float), cudaMemcpyHostToDevice));
+        cs_k_gemm_args a = {dx, dw, epi == CS_K_EPI_NONE ? NULL : db, dout, m, n, k, dt, epi, act};
+        CU(cs_k_gemm(&a, g_n_sm, t, 0));
+        CU(cudaDeviceSynchronize());
+        res[t] = dev_get(dout, out_n, odt);
+    }
+    /* float64 reference on a sample of rows (all rows for small M) */
+    const int32_t step = m > 256 ? 97 : 1;
+    double num = 0, den = 0;
+    for (int32_t i = 0; i < m; i += step)
+        for (int32_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int32_t q = 0; q < k; q++) s += (double)x[(size_t)i * k + q] * w[(size_t)j * k + q];
+            if (epi != CS_K_EPI_NONE) s += b[j];
+            if (epi == CS_K_EPI_BIAS_ACT) s = act_ref(s, act);
+            const double got = res[0][(size_t)i * n + j] - (resid ? r0[(size_t)i * n + j] : 0);
+            if (!isfinite(got)) num = INFINITY;
+            num += (got - s) * (got - s);
+            den += s * s;
+        }
+    size_t guard = 0, diff = 0;
+    for (size_t i = (size_t)m * n; i < out_n; i++) guard += !isnan(res[0][i]);
+    for (int t = 1; t < CS_K_GEMM_N_TILES; t++)
+        diff += memcmp(res[0], res[t], (size_t)m * n * sizeof(float)) != 0;
+    snprintf(what, sizeof what, "gemm %s %dx%dx%d epi %d vs fp64", cs_dtype_name(dt), m, n, k, (int)epi);
+    report(what, sqrt(num / den) <= 2e-3 && guard == 0, "rel err %.3e", sqrt(num / den));
+    snprintf(what, sizeof what, "gemm %s %dx%dx%d epi %d tiles equal", cs_dtype_name(dt), m, n, k, (int)epi);
+    report(what, diff == 0, "%g tile(s) differ", (double)diff);
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) free(res[t]);
+    CU(cudaFree(dx));
+    CU(cudaFree(dw));
+    CU(cudaFree(db));
+    CU(cudaFree(dout));
+    free(x);
+    free(w);
+    free(b);
+    free(r0);
+}
+
+/* Row r computed in a batch of 1 and of 77 (picked tile may differ) == inside M = 1001. */
+static void gemm_batch_invariance(clipskip_dtype dt) {
+    const int32_t m = 1001, n = 2304, k = 768;
+    float *x = malloc((size_t)m * k * sizeof(float)), *w = malloc((size_t)n * k * sizeof(float));
+    float *b = malloc((size_t)n * sizeof(float));
+    tm_fill(x, (size_t)m * k, 1.0f, 0.0f);
+    tm_fill(w, (size_t)n * k, 1.0f / sqrtf((float)k), 0.0f);
+    tm_fill(b, (size_t)n, 0.5f, 0.0f);
+    void *dx = dev_put(x, (size_t)m * k, dt), *dw = dev_put(w, (size_t)n * k, dt);
+    float *db = dev_put(b, (size_t)n, CLIPSKIP_DTYPE_F32);
+    void *dout = NULL, *dsub = NULL;
+    const size_t es = cs_dtype_size(dt);
+    CU(cudaMalloc(&dout, (size_t)m * n * es));
+    CU(cudaMalloc(&dsub, (size_t)77 * n * es));
+    cs_k_gemm_args a = {dx, dw, db, dout, m, n, k, dt, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_GELU};
+    CU(cs_k_gemm(&a, g_n_sm, -1, 0));
+    CU(cudaDeviceSynchronize());
+    uint16_t *full = malloc((size_t)m * n * es), *sub = malloc((size_t)77 * n * es);
+    CU(cudaMemcpy(full, dout, (size_t)m * n * es, cudaMemcpyDeviceToHost));
+    size_t bad = 0;
+    const int32_t starts[4] = {0, 1, 500, 924};
+    for (int s = 0; s < 4; s++)
+        for (int32_t rows = 1; rows <= 77; rows += 76) {
+            cs_k_gemm_args o = a;
+            o.x = (const char *)dx + (size_t)starts[s] * k * es;
+            o.out = dsub;
+            o.m = rows;
+            CU(cs_k_gemm(&o, g_n_sm, -1, 0));
+            CU(cudaMemcpy(sub, dsub, (size_t)rows * n * es, cudaMemcpyDeviceToHost));
+            bad += memcmp(sub, full + (size_t)starts[s] * n, (size_t)rows * n * es) != 0;
+        }
+    report(dt == CLIPSKIP_DTYPE_F16 ? "gemm F16 rows alone == rows in batch" : "gemm BF16 rows alone == rows in batch",
+           bad == 0, "%g mismatching slices", (double)bad);
+    CU(cudaFree(dx));
+    CU(cudaFree(dw));
+    CU(cudaFree(db));
+    CU(cudaFree(dout));
+    CU(cudaFree(dsub));
+    free(x);
+    free(w);
+    free(b);
+    free(full);
+    free(sub);
+}
+
+/* float64 causal attention of one sequence: q,k,v rows of qkv (len, 3d) -> out (len, d). */
+static void attn_ref(const float *qkv, int32_t len, int32_t heads, int32_t d, double *out) {
+    const int dh = d / heads;
+    double p[CS_K_ATTN_MAX_T];
+    for (int h = 0; h < heads; h++)
+        for (int i = 0; i < len; i++) {
+            double mx = -INFINITY, sum = 0;
+            for (int j = 0; j <= i; j++) {
+                double s = 0;
+                for (int c = 0; c < dh; c++)
+                    s += (double)qkv[(size_t)i * 3 * d + h * dh + c] * qkv[(size_t)j * 3 * d + d + h * dh + c];
+                p[j] = s / sqrt((double)dh);
+                mx = p[j] > mx ? p[j] : mx;
+            }
+            for (int j = 0; j <= i; j++) sum += (p[j] = exp(p[j] - mx));
+            for (int c = 0; c < dh; c++) {
+                double o = 0;
+                for (int j = 0; j <= i; j++) o += p[j] * qkv[(size_t)j * 3 * d + 2 * d + h * dh + c];
+                out[(size_t)i * d + h * dh + c] = o / sum;
+            }
+        }
+}
+
+static void attention_checks(clipskip_dtype dt, int32_t heads, int32_t dh) {
+    const int32_t d = heads * dh, pre = 13, len = 77, m = pre + len;
+    const size_t es = cs_dtype_size(dt);
+    float *qkv = malloc((size_t)m * 3 * d * sizeof(float));
+    tm_fill(qkv, (size_t)m * 3 * d, 1.0f, 0.0f);
+    tm_round(qkv, (size_t)m * 3 * d, dt);
+    void *dq = dev_put(qkv, (size_t)m * 3 * d, dt), *dout = NULL;
+    int32_t *doff = NULL;
+    CU(cudaMalloc(&dout, (size_t)(m + 1) * d * es));
+    CU(cudaMalloc((void **)&doff, 3 * sizeof(int32_t)));
+    int32_t off[3] = {0, pre, m};
+    CU(cudaMemcpy(doff, off, sizeof off, cudaMemcpyHostToDevice));
+    dev_poison(dout, (size_t)(m + 1) * d * es);
+    const float scale = 1.0f / sqrtf((float)dh);
+    CU(cs_k_attention(dout, dq, doff, 2, heads, d, scale, 0, dt, 0));
+    CU(cudaDeviceSynchronize());
+    float *got = dev_get(dout, (size_t)(m + 1) * d, dt);
+    double *ref = malloc((size_t)len * d * sizeof(double));
+    attn_ref(qkv + (size_t)pre * 3 * d, len, heads, d, ref);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < (size_t)len * d; i++) {
+        const double g = got[(size_t)pre * d + i];
+        num += isfinite(g) ? (g - ref[i]) * (g - ref[i]) : INFINITY;
+        den += ref[i] * ref[i];
+    }
+    size_t guard = 0;
+    for (size_t i = (size_t)m * d; i < (size_t)(m + 1) * d; i++) guard += !isnan(got[i]);
+    char what[96];
+    snprintf(what, sizeof what, "attention %s %dx%d vs fp64", cs_dtype_name(dt), heads, dh);
+    report(what, sqrt(num / den) <= 2e-3 && guard == 0, "rel err %.3e", sqrt(num / den));
+
+    /* prefix of i+1 tokens, last-only, packed behind the 13-token sequence */
+    uint16_t *full = malloc((size_t)m * d * es), *row = malloc((size_t)2 * d * es);
+    CU(cudaMemcpy(full, dout, (size_t)m * d * es, cudaMemcpyDeviceToHost));
+    size_t bad = 0;
+    for (int32_t i = 0; i < len; i++) {
+        int32_t o2[3] = {0, pre, pre + i + 1};
+        CU(cudaMemcpy(doff, o2, sizeof o2, cudaMemcpyHostToDevice));
+        CU(cs_k_attention(dout, dq, doff, 2, heads, d, scale, 1, dt, 0));
+        CU(cudaMemcpy(row, dout, (size_t)2 * d * es, cudaMemcpyDeviceToHost));
+        bad += memcmp((char *)row + (size_t)d * es, (char *)full + (size_t)(pre + i) * d * es, (size_t)d * es) != 0;
+        bad += memcmp(row, (char *)full + (size_t)(pre - 1) * d * es, (size_t)d * es) != 0;
+    }
+    snprintf(what, sizeof what, "attention %s %dx%d prefix last-only == full", cs_dtype_name(dt), heads, dh);
+    report(what, bad == 0, "%g mismatching rows", (double)bad);
+    CU(cudaFree(dq));
+    CU(cudaFree(dout));
+    CU(cudaFree(doff));
+    free(qkv);
+    free(got);
+    free(ref);
+    free(full);
+    free(row);
+}
+
+int main(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        printf("SKIPPED: no usable CUDA device\n");
+        return 77;
+    }
+    struct cudaDeviceProp prop;
+    CU(cudaGetDeviceProperties(&prop, 0));
+    if (prop.major < 8) {
+        printf("SKIPPED: %s is sm_%d%d, kernels need sm_80+\n", prop.name, prop.major, prop.minor);
+        return 77;
+    }
+    g_n_sm = prop.multiProcessorCount;
+    printf("device %s, %d SMs\n", prop.name, g_n_sm);
+    tm_seed();
+    CU(cs_k_gemm_setup());
+    const clipskip_dtype dts[2] = {CLIPSKIP_DTYPE_F16, CLIPSKIP_DTYPE_BF16};
+    if (getenv("CS_TEST_QUICK")) { /* small shapes only: for compute-sanitizer (check.sh) */
+        for (int i = 0; i < 2; i++) {
+            gemm_case(dts[i], 77, 256, 768, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_GELU);
+            gemm_case(dts[i], 130, 128, 256, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_GELU);
+            gemm_case(dts[i], 45, 72, 40, CS_K_EPI_BIAS, CLIPSKIP_ACT_GELU);
+            attention_checks(dts[i], 2, 64);
+            attention_checks(dts[i], 1, 8);
+        }
+        TEST_DONE("test_gpu_invariance (quick)");
+    }
+    for (int i = 0; i < 2; i++) {
+        gemm_case(dts[i], 77, 2304, 768, CS_K_EPI_BIAS, CLIPSKIP_ACT_GELU);
+        gemm_case(dts[i], 1, 768, 768, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_GELU);
+        gemm_case(dts[i], 154, 3072, 768, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_QUICK_GELU);
+        gemm_case(dts[i], 130, 1024, 4096, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_GELU);
+        gemm_case(dts[i], 1001, 5120, 1280, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_GELU);
+        gemm_case(dts[i], 3, 768, 768, CS_K_EPI_NONE, CLIPSKIP_ACT_GELU);
+        gemm_case(dts[i], 45, 72, 40, CS_K_EPI_BIAS, CLIPSKIP_ACT_GELU); /* N, K tails */
+        gemm_batch_invariance(dts[i]);
+        attention_checks(dts[i], 12, 64);
+        attention_checks(dts[i], 20, 64);
+        attention_checks(dts[i], 4, 8);  /* CUDA-core fallback: small test towers */
+        attention_checks(dts[i], 2, 32);
+    }
+    TEST_DONE("test_gpu_invariance");
+}
