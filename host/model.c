@@ -189,7 +189,7 @@ static void set_view(cs_weight *w, const cs_st_tensor *t, int ndim, int64_t r, i
 /* Tensor `name` with shape [rows] or [rows, cols] (symbols for the message). */
 static clipskip_status get_view(const tower_ctx *c, const char *name, int ndim, dim_sym rs,
                                 dim_sym cs, cs_weight *w) {
-    const cs_st_tensor *t;
+    const cs_st_tensor *t = NULL;
     clipskip_status s = get_tensor(c, name, &t);
     if (s) return s;
     int64_t r = dim_value(c, rs), col = dim_value(c, cs);
@@ -280,7 +280,7 @@ static clipskip_status load_tok_emb(tower_ctx *c, cs_tower *tw) {
     int hf = c->loc->style == NAMES_HF;
     snprintf(name, sizeof name, "%s%s", c->loc->prefix,
              hf ? "embeddings.token_embedding.weight" : "token_embedding.weight");
-    const cs_st_tensor *t;
+    const cs_st_tensor *t = NULL;
     clipskip_status s = get_tensor(c, name, &t);
     if (s) return s;
     if (t->ndim != 2 || t->shape[0] < 1 || t->shape[0] > INT32_MAX || t->shape[1] < 1 ||
@@ -301,7 +301,7 @@ static clipskip_status read_mlp_width(tower_ctx *c) {
     char name[NAME_CAP], found[160];
     snprintf(name, sizeof name, "%s0.%s", c->layers_prefix,
              c->loc->style == NAMES_HF ? "mlp.fc1.weight" : "mlp.c_fc.weight");
-    const cs_st_tensor *t;
+    const cs_st_tensor *t = NULL;
     clipskip_status s = get_tensor(c, name, &t);
     if (s) return s;
     if (t->ndim != 2 || t->shape[1] != c->D || t->shape[0] < 1 || t->shape[0] > (1 << 20))
@@ -319,7 +319,7 @@ static clipskip_status load_pos_emb(const tower_ctx *c, cs_tower *tw) {
     int hf = c->loc->style == NAMES_HF;
     snprintf(name, sizeof name, "%s%s", c->loc->prefix,
              hf ? "embeddings.position_embedding.weight" : "positional_embedding");
-    const cs_st_tensor *t;
+    const cs_st_tensor *t = NULL;
     clipskip_status s = get_tensor(c, name, &t);
     if (s) return s;
     if (t->ndim != 2 || t->shape[0] != CLIPSKIP_CONTEXT || t->shape[1] != c->D)
@@ -345,7 +345,7 @@ static clipskip_status load_projection(const tower_ctx *c, cs_tower *tw) {
         snprintf(name, sizeof name, "%stext_projection", p);
     }
     if (!cs_st_find(c->st, name)) return CLIPSKIP_OK;
-    const cs_st_tensor *t;
+    const cs_st_tensor *t = NULL;
     clipskip_status s = get_tensor(c, name, &t);
     if (s) return s;
     int e_axis = hf ? 0 : 1;

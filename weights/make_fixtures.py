@@ -255,7 +255,31 @@ def write_goldens(path, model_rel, tower, ids, ref, pad_id, model):
                      f"{type(model).__name__}, float32, eager attention; torch {torch.__version__}",
         "generator": "weights/make_fixtures.py",
     }
-    save_file(tensors, path, metadata=meta)
+    save_deterministic(tensors, path, meta)
+
+
+def save_deterministic(tensors, path, metadata):
+    """safetensors with the official layout (larger item sizes first, then by name; header
+    padded with spaces to 8 bytes) and sorted metadata keys: the official writer orders
+    metadata by a hash map, so its bytes change from run to run."""
+    st_dtype = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+                torch.int32: "I32", torch.int64: "I64"}
+    order = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
+    header, blobs, off = {"__metadata__": dict(sorted(metadata.items()))}, [], 0
+    for k in order:
+        t = tensors[k].contiguous()
+        raw = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
+        header[k] = {"dtype": st_dtype[t.dtype], "shape": list(t.shape),
+                     "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little") + h + b"".join(blobs))
+    from safetensors import safe_open  # the official reader accepts it
+    with safe_open(path, "pt") as f:
+        assert f.metadata() == metadata and set(f.keys()) == set(tensors)
 
 
 def save_model(path, tensors, extra=None, meta=None):
