@@ -202,6 +202,8 @@ static void cu_free(cs_backend *be) {
     if (be->dl_host) cudaFreeHost(be->dl_host);
     free(be->pend);
     cs_cu_weights_free(be);
+    if (be->ev_start) cudaEventDestroy(be->ev_start);
+    if (be->ev_stop) cudaEventDestroy(be->ev_stop);
     if (be->stream) cudaStreamDestroy(be->stream);
     (void)cudaGetLastError();
     free(be);
@@ -230,6 +232,8 @@ static clipskip_status cu_open_device(cs_backend *be) {
                        "kernels need 8.0 or newer (A100, RTX 30/40, H100)", prop.name,
                        prop.major, prop.minor);
     CU_TRY(be, cudaStreamCreateWithFlags(&be->stream, cudaStreamNonBlocking));
+    CU_TRY(be, cudaEventCreate(&be->ev_start));
+    CU_TRY(be, cudaEventCreate(&be->ev_stop));
     CU_TRY(be, cs_k_gemm_setup());
     return CLIPSKIP_OK;
 }
@@ -323,6 +327,10 @@ static clipskip_status cu_set_seqs(cs_backend *be, int32_t n_seq, const int32_t 
     if (n_seq < 0 || (n_seq > 0 && !len))
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: set_seqs: %d sequences", n_seq);
     CU_TRY(be, cudaSetDevice(be->device));
+    if (!be->timing) { /* a pass starts with set_seqs: time it from here to finish() */
+        CU_TRY(be, cudaEventRecord(be->ev_start, be->stream));
+        be->timing = 1;
+    }
     if (n_seq > be->seq_cap) CS_TRY(cu_grow_seqs(be, n_seq));
     int64_t off = 0;
     be->h_off[0] = 0;
@@ -543,8 +551,17 @@ static clipskip_status cu_download(cs_backend *be, cs_buf_kind kind, const void 
 static clipskip_status cu_finish(cs_backend *be) {
     if (be->cap) return cu_in_region("finish");
     CU_TRY(be, cudaSetDevice(be->device));
-    return cu_flush(be);
+    int timed = be->timing;
+    if (timed) CU_TRY(be, cudaEventRecord(be->ev_stop, be->stream));
+    be->timing = 0;
+    CS_TRY(cu_flush(be));
+    float ms = 0.f;
+    if (timed) CU_TRY(be, cudaEventElapsedTime(&ms, be->ev_start, be->ev_stop));
+    be->dev_seconds = timed ? ms * 1e-3 : 0.0;
+    return CLIPSKIP_OK;
 }
+
+static double cu_device_seconds(cs_backend *be) { return be->dev_seconds; }
 
 /* Test and tool helper (backend.h): n fp32 host values into buf at element off, converted to
  * the kind's element type; synchronous. */
@@ -590,6 +607,8 @@ const cs_backend_ops cs_backend_cuda = {
     .gather_rows = cu_gather_rows,
     .download = cu_download,
     .finish = cu_finish,
+    .device_seconds = cu_device_seconds,
+    .measure_peak = cs_cu_measure_peak,
     .graph_begin = cu_graph_begin,
     .graph_end = cu_graph_end,
 };

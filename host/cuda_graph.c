@@ -34,7 +34,8 @@
 static int key_eq(const cs_graph_key *a, const cs_graph_key *b) {
     return a->tower == b->tower && a->layer_begin == b->layer_begin &&
            a->layer_end == b->layer_end && a->n_seq == b->n_seq && a->n_tokens == b->n_tokens &&
-           a->lens_hash == b->lens_hash && a->last_only == b->last_only;
+           a->lens_hash == b->lens_hash && a->last_only == b->last_only &&
+           a->buffers == b->buffers;
 }
 
 static void graph_drop(cs_cu_graph *g) {

@@ -27,12 +27,6 @@
         if (lt_e_ != CUBLAS_STATUS_SUCCESS)                                                \
             return cs_cu_lt_fail((be), lt_e_, #stmt, __FILE__, __LINE__);                  \
     } while (0)
-/* A status-returning helper of this backend: pass its failure up unchanged. */
-#define CS_TRY(expr)                                                                       \
-    do {                                                                                   \
-        clipskip_status cs_s_ = (expr);                                                    \
-        if (cs_s_ != CLIPSKIP_OK) return cs_s_;                                            \
-    } while (0)
 
 /* ---- device weights */
 typedef struct {
@@ -150,6 +144,11 @@ struct cs_backend {
     cs_cu_graph *cap;            /* entry being captured, NULL when not capturing */
     size_t arena_used;
 
+    /* device timing of a pass: ev_start at its first set_seqs, ev_stop at finish */
+    cudaEvent_t ev_start, ev_stop;
+    int timing;                  /* ev_start recorded, ev_stop not yet */
+    double dev_seconds;          /* of the work the last finish() waited for */
+
     /* cuBLASLt */
     cublasLtHandle_t lt;
     void *lt_ws;
@@ -184,6 +183,9 @@ void cs_cu_graph_abort(cs_backend *be);
 /* Drop every graph that references the buffer with this serial (0: every graph). */
 void cs_cu_graph_evict(cs_backend *be, uint64_t serial);
 void cs_cu_graph_free_all(cs_backend *be);
+
+/* cuda_peak.c */
+clipskip_status cs_cu_measure_peak(cs_backend *be, double *flops_per_s, double *bytes_per_s);
 
 /* cuda_lt.c */
 clipskip_status cs_cu_lt_init(cs_backend *be);

@@ -73,7 +73,7 @@ void test_graphs(pair *p) {
     CHECK_OK(GPU->set_seqs(g, 2, len));
     float *h0 = malloc(107 * d * sizeof(float));
     tm_fill(h0, 107 * d, 1.0f, 0.0f);
-    const cs_graph_key key = {0, 0, 1, 2, 107, 0x1234u, 0};
+    const cs_graph_key key = {0, 0, 1, 2, 107, 0x1234u, 0, 0};
     const size_t n = 109 * d;
     int r1, r2, r3, r4;
     float *ref = run_and_fetch(g, &key, &b, h0, &r1);
@@ -95,7 +95,7 @@ void test_graphs(pair *p) {
     expect_same("re-captured run", ref, again, n);
 
     /* host-data ops are refused inside a region */
-    const cs_graph_key key2 = {0, 5, 6, 2, 107, 0x99u, 0};
+    const cs_graph_key key2 = {0, 5, 6, 2, 107, 0x99u, 0, 0};
     CHECK(GPU->graph_begin(g, &key2) == 0); /* first sight: direct */
     CHECK_OK(GPU->graph_end(g, &key2));
     CHECK(GPU->graph_begin(g, &key2) == 0); /* second: capturing */
