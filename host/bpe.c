@@ -3,9 +3,10 @@
  *
  * Merge order is the reference's: repeatedly take the pair of lowest rank and merge all its
  * occurrences left to right. Words up to CS_BPE_SMALL symbols do exactly that on an array;
- * longer words (a prompt can hold one multi-megabyte run of letters) use a heap keyed by
- * (rank, position), which pops the same merges in the same order: the vocabulary check at load
- * (every merge's parts exist before it) guarantees a merge never creates a lower-ranked pair.
+ * longer words (a prompt can hold one multi-megabyte run of letters) use one bucket of
+ * positions per rank, visited in rank order, each sorted by position: the same merges in the
+ * same order, because the vocabulary check at load (every merge's parts exist before it)
+ * guarantees a merge never creates a pair of lower rank.
  *
  * Cache: 64 stripes, each a mutex over 128 sets of 4 entries (32768 words, 2 MiB). A lookup or
  * insert locks one stripe for a few dozen instructions; words longer than CS_CACHE_KEY bytes or
@@ -115,84 +116,121 @@ static void merge_small(const clipskip_tokenizer *tok, int32_t *sym, size_t *pn)
     *pn = n;
 }
 
-/* Min-heap of (rank << 32 | position). */
+/* Ascending sort of positions (< 2^24: prompts are at most 16 MiB): LSD radix, 8 bits a pass;
+ * insertion sort when short. */
+static void sort_positions(int32_t *a, int32_t *tmp, size_t n) {
+    if (n < 64) {
+        for (size_t i = 1; i < n; i++) {
+            int32_t v = a[i];
+            size_t j = i;
+            for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
+            a[j] = v;
+        }
+        return;
+    }
+    int32_t max = 0;
+    for (size_t i = 0; i < n; i++) max = a[i] > max ? a[i] : max;
+    for (int shift = 0; shift < 32 && (max >> shift) > 0; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++) count[((uint32_t)a[i] >> shift & 0xFF) + 1]++;
+        for (int k = 1; k < 257; k++) count[k] += count[k - 1];
+        for (size_t i = 0; i < n; i++) tmp[count[(uint32_t)a[i] >> shift & 0xFF]++] = a[i];
+        memcpy(a, tmp, n * sizeof *a);
+    }
+}
+
+/* Words longer than CS_BPE_SMALL: symbols in a linked list, candidate pairs in one bucket per
+ * rank (positions appended as pairs appear, in 64-byte blocks so reading a bucket is mostly
+ * sequential). Ranks are visited in increasing order; a bucket is complete when its turn comes,
+ * because a merge only creates pairs of higher rank (checked at load), and its positions are
+ * sorted so the merges happen left to right, as in the reference. Stale entries (a symbol merged
+ * away since) are skipped. Memory is linear (at most 3n entries); time linear apart from sorts. */
+#define CS_BLOCK 14
 typedef struct {
-    uint64_t *a;
-    size_t n;
-} heap64;
+    int32_t pos[CS_BLOCK];
+    int32_t n, next;
+} pos_block; /* 64 bytes */
 
-static void heap_push(heap64 *h, uint64_t v) {
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (h->a[p] <= v) break;
-        h->a[i] = h->a[p];
-        i = p;
-    }
-    h->a[i] = v;
-}
+typedef struct {
+    pos_block *b;
+    size_t n, cap;
+    int32_t *head, *tail; /* per rank: first and last block, -1 when empty */
+} buckets;
 
-static uint64_t heap_pop(heap64 *h) {
-    uint64_t top = h->a[0], v = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && h->a[c + 1] < h->a[c]) c++;
-        if (v <= h->a[c]) break;
-        h->a[i] = h->a[c];
-        i = c;
-    }
-    if (h->n) h->a[i] = v;
-    return top;
-}
-
-/* O(n log n): symbols in a linked list, candidate pairs in a heap, stale entries skipped.
- * Each merge pushes at most two pairs, so the heap never holds more than 3n entries. */
-static int merge_heap(const clipskip_tokenizer *tok, int32_t *sym, size_t *pn) {
-    size_t n = *pn;
-    int32_t *next = malloc(n * sizeof *next), *prev = malloc(n * sizeof *prev);
-    heap64 h = {malloc(3 * n * sizeof(uint64_t)), 0};
-    if (!next || !prev || !h.a) {
-        free(next), free(prev), free(h.a);
-        cs_fail(CLIPSKIP_ERR_NOMEM, "out of host memory merging a %zu-byte word", n);
-        return 0;
-    }
-    int32_t mg = 0;
-    for (size_t i = 0; i < n; i++) {
-        next[i] = i + 1 < n ? (int32_t)(i + 1) : -1;
-        prev[i] = (int32_t)i - 1;
-        uint32_t r = i + 1 < n ? rank_of(tok, sym[i], sym[i + 1], &mg) : CS_NO_RANK;
-        if (r != CS_NO_RANK) heap_push(&h, (uint64_t)r << 32 | i);
-    }
-    while (h.n) {
-        uint64_t top = heap_pop(&h);
-        uint32_t r = (uint32_t)(top >> 32);
-        int32_t i = (int32_t)(uint32_t)top, j = sym[i] >= 0 ? next[i] : -1;
-        if (j < 0 || rank_of(tok, sym[i], sym[j], &mg) != r) continue; /* stale */
-        sym[i] = mg;
-        sym[j] = -1;
-        next[i] = next[j];
-        if (next[j] >= 0) prev[next[j]] = i;
-        if (prev[i] >= 0) {
-            uint32_t rl = rank_of(tok, sym[prev[i]], sym[i], &mg);
-            if (rl != CS_NO_RANK) heap_push(&h, (uint64_t)rl << 32 | (uint32_t)prev[i]);
+static int bucket_push(buckets *q, uint32_t r, int32_t pos) {
+    int32_t t = q->tail[r];
+    if (t < 0 || q->b[t].n == CS_BLOCK) {
+        if (q->n == q->cap) {
+            pos_block *nb = realloc(q->b, 2 * q->cap * sizeof *nb);
+            if (!nb) return 0;
+            q->b = nb;
+            q->cap *= 2;
         }
-        if (next[i] >= 0) {
-            uint32_t rr = rank_of(tok, sym[i], sym[next[i]], &mg);
-            if (rr != CS_NO_RANK) heap_push(&h, (uint64_t)rr << 32 | (uint32_t)i);
-        }
+        int32_t k = (int32_t)q->n++;
+        q->b[k].n = 0;
+        q->b[k].next = -1;
+        if (t < 0) q->head[r] = k;
+        else q->b[t].next = k;
+        q->tail[r] = t = k;
     }
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++)
-        if (sym[i] >= 0) sym[o++] = sym[i];
-    *pn = o;
-    free(next), free(prev), free(h.a);
+    q->b[t].pos[q->b[t].n++] = pos;
     return 1;
 }
 
+static int merge_buckets(const clipskip_tokenizer *tok, int32_t *sym, size_t *pn) {
+    size_t n = *pn;
+    int32_t *next = malloc(n * sizeof *next), *prev = malloc(n * sizeof *prev);
+    int32_t *batch = malloc(n * sizeof *batch), *tmp = malloc(n * sizeof *tmp);
+    buckets q = {malloc((n / 4 + 16) * sizeof(pos_block)), 0, n / 4 + 16,
+                 malloc(CS_N_MERGES * sizeof(int32_t)), malloc(CS_N_MERGES * sizeof(int32_t))};
+    int ok = next && prev && batch && tmp && q.b && q.head && q.tail;
+    int32_t mg = 0;
+    if (ok) {
+        memset(q.head, 0xFF, CS_N_MERGES * sizeof *q.head);
+        memset(q.tail, 0xFF, CS_N_MERGES * sizeof *q.tail);
+        for (size_t i = 0; i < n; i++) {
+            next[i] = i + 1 < n ? (int32_t)(i + 1) : -1;
+            prev[i] = (int32_t)i - 1;
+        }
+        for (size_t i = 0; ok && i + 1 < n; i++) {
+            uint32_t r = rank_of(tok, sym[i], sym[i + 1], &mg);
+            if (r != CS_NO_RANK) ok = bucket_push(&q, r, (int32_t)i);
+        }
+    }
+    for (uint32_t r = 0; ok && r < CS_N_MERGES; r++) {
+        size_t k = 0;
+        for (int32_t x = q.head[r]; x >= 0; x = q.b[x].next)
+            for (int32_t j = 0; j < q.b[x].n; j++)
+                if (k < n) batch[k++] = q.b[x].pos[j]; /* at most n live positions per rank */
+        sort_positions(batch, tmp, k);
+        for (size_t b = 0; ok && b < k; b++) {
+            int32_t i = batch[b], j = sym[i] >= 0 ? next[i] : -1;
+            if (b && batch[b - 1] == i) continue;
+            if (j < 0 || rank_of(tok, sym[i], sym[j], &mg) != r) continue; /* stale */
+            sym[i] = mg;
+            sym[j] = -1;
+            next[i] = next[j];
+            if (next[j] >= 0) prev[next[j]] = i;
+            uint32_t rl = prev[i] >= 0 ? rank_of(tok, sym[prev[i]], sym[i], &mg) : CS_NO_RANK;
+            if (rl != CS_NO_RANK) ok = bucket_push(&q, rl, prev[i]);
+            uint32_t rr = next[i] >= 0 ? rank_of(tok, sym[i], sym[next[i]], &mg) : CS_NO_RANK;
+            if (ok && rr != CS_NO_RANK) ok = bucket_push(&q, rr, i);
+        }
+    }
+    if (ok) {
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++)
+            if (sym[i] >= 0) sym[o++] = sym[i];
+        *pn = o;
+    } else {
+        cs_fail(CLIPSKIP_ERR_NOMEM, "out of host memory merging a %zu-byte word", n);
+    }
+    free(next), free(prev), free(batch), free(tmp), free(q.b), free(q.head), free(q.tail);
+    return ok;
+}
+
 int cs_bpe_word_uncached(const clipskip_tokenizer *tok, const uint8_t *w, size_t n, cs_ids *out,
-                         int force_heap) {
+                         int force_long) {
     int32_t small[CS_BPE_SMALL];
     int32_t *sym = n <= CS_BPE_SMALL ? small : malloc(n * sizeof *sym);
     if (!sym) {
@@ -202,10 +240,10 @@ int cs_bpe_word_uncached(const clipskip_tokenizer *tok, const uint8_t *w, size_t
     for (size_t i = 0; i + 1 < n; i++) sym[i] = tok->byte_id[w[i]];
     sym[n - 1] = tok->byte_eow_id[w[n - 1]];
     int ok = 1;
-    if (n <= CS_BPE_SMALL && !force_heap)
+    if (n <= CS_BPE_SMALL && !force_long)
         merge_small(tok, sym, &n);
     else
-        ok = merge_heap(tok, sym, &n);
+        ok = merge_buckets(tok, sym, &n);
     for (size_t i = 0; ok && i < n; i++) ok = cs_ids_push(out, sym[i]);
     if (sym != small) free(sym);
     return ok;

@@ -331,6 +331,29 @@ static clipskip_status finish(clipskip_tokenizer *tok, const char *what, char **
 
 /* ------------------------------------------------------------ sources */
 
+/* The first CS_N_MERGES lines of [line, end) as "first second" pairs, split in place (the
+ * buffer has a NUL at end). first_line numbers the lines in messages. */
+static clipskip_status split_merges(const char *what, char *line, char *end, int first_line,
+                                    const char *(*merge)[2]) {
+    for (int32_t r = 0; r < CS_N_MERGES; r++) {
+        if (line >= end)
+            return cs_fail(CLIPSKIP_ERR_FORMAT, "%s: expected %d merges, found %d", what, CS_N_MERGES, r);
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        if (!nl) nl = end;
+        *nl = 0;
+        if (nl > line && nl[-1] == '\r') nl[-1] = 0;
+        char *sp = strchr(line, ' ');
+        if (!sp || sp == line || !sp[1] || strchr(sp + 1, ' '))
+            return cs_fail(CLIPSKIP_ERR_FORMAT, "%s: line %d: expected \"first second\", found \"%.40s\"",
+                           what, first_line + r, line);
+        *sp = 0;
+        merge[r][0] = line;
+        merge[r][1] = sp + 1;
+        line = nl + 1;
+    }
+    return CLIPSKIP_OK;
+}
+
 /* A merges file: line 0 is a header, lines 1..48894 the merges "a b" (as Python's
  * merges[1:49152-256-2+1]; later lines are not used). Vocabulary: the 256 byte symbols, the
  * same with "</w>", the merge results in rank order, <|startoftext|>, <|endoftext|>. */
@@ -353,30 +376,12 @@ static clipskip_status load_merges_text(clipskip_tokenizer *tok, const char *wha
             w += utf8proc_encode_char((utf8proc_int32_t)cs_byte_to_unicode(order[i]), (uint8_t *)w);
             w += sprintf(w, "%s", e ? "</w>" : "") + 1;
         }
-    char *line = memchr(text, '\n', len) ? memchr(text, '\n', len) + 1 : text + len;
-    char *end = text + len;
+    char *line = memchr(text, '\n', len) ? (char *)memchr(text, '\n', len) + 1 : text + len;
+    st = split_merges(what, line, text + len, 2, merge);
+    if (st) goto done;
     for (int32_t r = 0; r < CS_N_MERGES; r++) {
-        if (line >= end) {
-            st = cs_fail(CLIPSKIP_ERR_FORMAT, "%s: expected %d merges after the header line, found %d",
-                         what, CS_N_MERGES, r);
-            goto done;
-        }
-        char *nl = memchr(line, '\n', (size_t)(end - line));
-        if (!nl) nl = end;
-        *nl = 0;
-        if (nl > line && nl[-1] == '\r') nl[-1] = 0;
-        char *sp = strchr(line, ' ');
-        if (!sp || sp == line || !sp[1] || strchr(sp + 1, ' ')) {
-            st = cs_fail(CLIPSKIP_ERR_FORMAT, "%s: line %d: expected \"first second\", found \"%.40s\"",
-                         what, r + 2, line);
-            goto done;
-        }
-        *sp = 0;
-        merge[r][0] = line;
-        merge[r][1] = sp + 1;
         str[512 + r] = w;
-        w += sprintf(w, "%s%s", line, sp + 1) + 1;
-        line = nl + 1;
+        w += sprintf(w, "%s%s", merge[r][0], merge[r][1]) + 1;
     }
     str[CLIPSKIP_BOS] = CS_SOT;
     str[CLIPSKIP_EOS] = CS_EOT;
@@ -456,26 +461,8 @@ static clipskip_status load_folder(clipskip_tokenizer *tok, const char *dir) {
         char *nl = memchr(line, '\n', mlen);
         line = nl ? nl + 1 : end;
     }
-    for (int32_t r = 0; r < CS_N_MERGES; r++) {
-        char *nl = line < end ? memchr(line, '\n', (size_t)(end - line)) : NULL;
-        if (line >= end) {
-            st = cs_fail(CLIPSKIP_ERR_FORMAT, "%s: expected %d merges, found %d", mpath, CS_N_MERGES, r);
-            goto done;
-        }
-        if (!nl) nl = end;
-        *nl = 0; /* at end: the NUL read_file put there */
-        if (nl > line && nl[-1] == '\r') nl[-1] = 0;
-        char *sp = strchr(line, ' ');
-        if (!sp || sp == line || !sp[1] || strchr(sp + 1, ' ')) {
-            st = cs_fail(CLIPSKIP_ERR_FORMAT, "%s: merge %d: expected \"first second\", found \"%.40s\"",
-                         mpath, r + 1, line);
-            goto done;
-        }
-        *sp = 0;
-        merge[r][0] = line;
-        merge[r][1] = sp + 1;
-        line = nl + 1;
-    }
+    st = split_merges(mpath, line, end, line == (char *)mdata ? 1 : 2, merge);
+    if (st) goto done;
     st = build_merges(tok, mpath, merge);
     if (st == CLIPSKIP_OK) st = build_width_map(tok);
 done:

@@ -117,7 +117,7 @@ static size_t match_str(const uint8_t *s, size_t n, size_t i, const char *p, int
 
 static int emit_word(const clipskip_tokenizer *tok, const pretok_mode *m, const uint8_t *w, size_t n,
                      cs_ids *out) {
-    for (int k = 0; k < 2 && m->special[k]; k++)
+    for (int k = 0; k < 2 && m->special[k] && w[0] == '<'; k++)
         if (strlen(m->special[k]) == n && memcmp(w, m->special[k], n) == 0)
             return cs_ids_push(out, k ? CLIPSKIP_EOS : CLIPSKIP_BOS);
     return cs_bpe_word(tok, w, n, out);
@@ -353,7 +353,7 @@ clipskip_status clipskip_decode(const clipskip_tokenizer *tok, const int32_t *id
     cs_u32s cp = {0};
     cs_bytes text = {0};
     clipskip_status st = CLIPSKIP_OK;
-    if (!decode_replace(raw.p, raw.n, &cp)) st = CLIPSKIP_ERR_NOMEM;
+    if (!cs_u32s_reserve(&cp, 1) || !decode_replace(raw.p, raw.n, &cp)) st = CLIPSKIP_ERR_NOMEM;
     size_t a = 0, b = cp.n;
     while (a < b && cs_py_isspace(cp.p[a])) a++;
     while (b > a && cs_py_isspace(cp.p[b - 1])) b--;

@@ -106,9 +106,9 @@ void cs_cache_free(cs_word_cache *c);
 /* Append the ids of one pre-token (bytes of the cleaned, lowercased text; never empty). */
 int cs_bpe_word(const clipskip_tokenizer *tok, const uint8_t *w, size_t n, cs_ids *out);
 /* The same without the cache (tests compare the two merge algorithms through it);
- * force_heap selects the O(n log n) algorithm for any length. */
+ * force_long selects the long-word (rank bucket) algorithm for any length. */
 int cs_bpe_word_uncached(const clipskip_tokenizer *tok, const uint8_t *w, size_t n, cs_ids *out,
-                         int force_heap);
+                         int force_long);
 
 /* ---- text_clean.c */
 

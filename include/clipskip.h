@@ -155,7 +155,8 @@ typedef struct {
 
 /* The raw id stream of text (no BOS/EOS, no truncation), for chunking.
  * Writes min(n, cap) ids to ids and the full count to *n_out; ids may be NULL when cap is 0.
- * Invalid UTF-8 or a NUL byte fails with CLIPSKIP_ERR_TEXT naming the byte offset; text over
+ * Invalid UTF-8 or a NUL byte fails with CLIPSKIP_ERR_TEXT naming the byte offset (so does, in
+ * the ftfy modes, HTML entities nested over 30 levels deep); text over
  * CLIPSKIP_MAX_PROMPT_BYTES fails with CLIPSKIP_ERR_TOO_LARGE. Time is linear in len. */
 clipskip_status clipskip_tokenize_raw(const clipskip_tokenizer *tok, const char *text, size_t len,
                                       clipskip_clean clean, int32_t *ids, size_t cap,

@@ -15,7 +15,7 @@ typedef struct {
     size_t len;
 } corpus_item;
 
-static size_t put_utf8(char *o, uint32_t c) {
+static inline size_t put_utf8(char *o, uint32_t c) {
     if (c < 0x80) { o[0] = (char)c; return 1; }
     if (c < 0x800) { o[0] = (char)(0xC0 | c >> 6); o[1] = (char)(0x80 | (c & 0x3F)); return 2; }
     if (c < 0x10000) {
@@ -28,7 +28,7 @@ static size_t put_utf8(char *o, uint32_t c) {
 }
 
 /* Unescape \\ \t \n \r \uXXXX \UXXXXXXXX in place; returns the new length or -1. */
-static long corpus_unescape(char *s) {
+static inline long corpus_unescape(char *s) {
     char *o = s;
     for (char *p = s; *p;) {
         if (*p != '\\') { *o++ = *p++; continue; }
@@ -52,7 +52,7 @@ static long corpus_unescape(char *s) {
 }
 
 /* All prompts of the corpus file; returns the count, or -1 (message printed). */
-static long corpus_read(const char *path, corpus_item **out) {
+static inline long corpus_read(const char *path, corpus_item **out) {
     FILE *f = fopen(path, "rb");
     if (!f) { fprintf(stderr, "cannot open %s\n", path); return -1; }
     char *line = NULL;
@@ -82,13 +82,13 @@ static long corpus_read(const char *path, corpus_item **out) {
     return (long)n;
 }
 
-static void corpus_free(corpus_item *items, long n) {
+static inline void corpus_free(corpus_item *items, long n) {
     for (long i = 0; i < n; i++) { free(items[i].category); free(items[i].text); }
     free(items);
 }
 
 /* Parse "tag id id id" into ids (capacity cap); returns the count (may exceed cap: truncated). */
-static size_t parse_ids(const char *s, int32_t *ids, size_t cap) {
+static inline size_t parse_ids(const char *s, int32_t *ids, size_t cap) {
     size_t n = 0;
     const char *p = strchr(s, ' ');
     while (p && *p) {

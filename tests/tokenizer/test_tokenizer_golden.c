@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
         }
     }
     printf("tokenizer agreement with the references, %ld prompts\n", n);
-    printf("%-18s %6s | %-22s | %-22s | %-15s\n", "category", "n", "hf (CLIPTokenizer+ftfy)",
+    printf("%-18s %6s | %-22s | %-22s | %-22s |\n", "category", "n", "hf (CLIPTok. + ftfy)",
            "openclip (SimpleTok.)", "hf-fast (Rust)");
     long tot[N_MODES] = {0}, tot_wrong = 0;
     for (int c = 0; c < n_cat; c++) {
@@ -127,15 +127,16 @@ int main(int argc, char **argv) {
         for (int m = 0; m < N_MODES; m++) {
             char cell[64];
             int l = snprintf(cell, sizeof cell, "%6.2f%%", 100.0 * cats[c].agree[m] / cats[c].n);
-            if (cats[c].expected[m]) snprintf(cell + l, sizeof cell - (size_t)l, " (%ld mojibake)", cats[c].expected[m]);
+            if (cats[c].expected[m])
+                l += snprintf(cell + l, sizeof cell - (size_t)l, " (%ld mojibake)", cats[c].expected[m]);
+            if (cats[c].wrong[m]) snprintf(cell + l, sizeof cell - (size_t)l, " %ld WRONG", cats[c].wrong[m]);
             printf(" %-22s |", cell);
             tot[m] += cats[c].agree[m];
             tot_wrong += cats[c].wrong[m];
-            if (cats[c].wrong[m]) printf("[%ld WRONG]", cats[c].wrong[m]);
         }
         printf("\n");
     }
-    printf("%-18s %6ld | %21.3f%% | %21.3f%% | %14.3f%% |\n", "all", n, 100.0 * tot[0] / n, 100.0 * tot[1] / n,
+    printf("%-18s %6ld | %21.3f%% | %21.3f%% | %21.3f%% |\n", "all", n, 100.0 * tot[0] / n, 100.0 * tot[1] / n,
            100.0 * tot[2] / n);
     printf("expected differences (ftfy mojibake repair, ids equal to the reference without it): %ld\n",
            total_expected);

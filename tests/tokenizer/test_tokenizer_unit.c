@@ -255,7 +255,7 @@ static void test_decode(void) {
     }
 }
 
-/* The array merge and the heap merge agree on every word (random bytes and letters). */
+/* The array merge and the long-word (rank bucket) merge agree on every word (random bytes and letters). */
 static void test_merge_algorithms(void) {
     uint64_t x = 88172645463325252ull;
     uint8_t w[60];
@@ -339,7 +339,7 @@ static void test_threads(void) {
     clipskip_tokenizer_free(shared);
 }
 
-/* Large inputs: one multi-megabyte word (heap merge), a 16 MiB prompt, deeply nested entities. */
+/* Large inputs: one multi-megabyte word (rank-bucket merge), a 16 MiB prompt, deeply nested entities. */
 static void test_large(void) {
     size_t n = 4u << 20;
     char *s = malloc(CLIPSKIP_MAX_PROMPT_BYTES);
