@@ -15,6 +15,7 @@ typedef struct {
 static const cs_cmd COMMANDS[] = {
     /* one line per subcommand; each lives in host/cli/<name>.c */
     {"encode", cs_cmd_encode, "encode prompts to hidden states / pooled vectors at a clip skip"},
+    {"serve", cs_cmd_serve, "HTTP encoding service: dynamic batching, mixed clip skips, cache"},
     {NULL, NULL, NULL},
 };
 
