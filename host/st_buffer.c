@@ -130,7 +130,7 @@ int cs_format_float(char *dst, float f) {
     int nd = 9;
     for (int i = 8; i >= 0; i--) dig[i] = (char)('0' + m % 10), m /= 10;
     while (nd > 1 && dig[nd - 1] == '0') nd--;
-    if (e10 >= -5 && e10 < 9) {
+    if (e10 >= -4 && e10 < 9) { /* %g's choice between the two layouts */
         if (e10 < 0) {
             *p++ = '0', *p++ = '.';
             for (int i = 0; i < -e10 - 1; i++) *p++ = '0';

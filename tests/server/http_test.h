@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define HT_FN static __attribute__((unused)) /* each test uses some of these */
+
 typedef struct {
     int status;
     char *head;      /* status line + headers, NUL-terminated */
@@ -32,23 +34,23 @@ typedef struct {
     size_t body_len;
 } http_resp;
 
-static double ht_now(void) {
+HT_FN double ht_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-static void ht_sleep_ms(int ms) {
+HT_FN void ht_sleep_ms(int ms) {
     struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&t, NULL);
 }
 
-static void http_resp_free(http_resp *r) {
+HT_FN void http_resp_free(http_resp *r) {
     free(r->head), free(r->body);
     memset(r, 0, sizeof *r);
 }
 
-static int http_connect(int port) {
+HT_FN int http_connect(int port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -62,7 +64,7 @@ static int http_connect(int port) {
     return fd;
 }
 
-static int write_all(int fd, const void *p, size_t n) {
+HT_FN int write_all(int fd, const void *p, size_t n) {
     const char *c = p;
     while (n) {
         ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
@@ -74,7 +76,7 @@ static int write_all(int fd, const void *p, size_t n) {
 }
 
 /* Send one request (Connection: close). extra: more header lines, each ending "\r\n". */
-static int http_send(int fd, const char *method, const char *path, const char *extra,
+HT_FN int http_send(int fd, const char *method, const char *path, const char *extra,
                      const void *body, size_t len) {
     char head[2048];
     int n = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s",
@@ -86,7 +88,7 @@ static int http_send(int fd, const char *method, const char *path, const char *e
 }
 
 /* Read until the server closes; split status, headers, body. 0 on success. */
-static int http_read(int fd, http_resp *r, double timeout_s) {
+HT_FN int http_read(int fd, http_resp *r, double timeout_s) {
     memset(r, 0, sizeof *r);
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap);
@@ -120,7 +122,7 @@ static int http_read(int fd, http_resp *r, double timeout_s) {
     return 0;
 }
 
-static int http_request(int port, const char *method, const char *path, const char *extra,
+HT_FN int http_request(int port, const char *method, const char *path, const char *extra,
                         const char *body, http_resp *out) {
     int fd = http_connect(port);
     if (fd < 0) return -1;
@@ -131,7 +133,7 @@ static int http_request(int port, const char *method, const char *path, const ch
 }
 
 /* Value of a reply header (case-insensitive name), copied into a static buffer, or NULL. */
-static const char *http_header(const http_resp *r, const char *name) {
+HT_FN const char *http_header(const http_resp *r, const char *name) {
     static char val[256];
     size_t n = strlen(name);
     for (const char *line = r->head ? strstr(r->head, "\r\n") : NULL; line; line = strstr(line + 2, "\r\n")) {
@@ -149,7 +151,7 @@ static const char *http_header(const http_resp *r, const char *name) {
     return NULL;
 }
 
-static long http_header_long(const http_resp *r, const char *name) {
+HT_FN long http_header_long(const http_resp *r, const char *name) {
     const char *v = http_header(r, name);
     return v ? strtol(v, NULL, 10) : -1;
 }
@@ -163,7 +165,7 @@ typedef struct {
 } server_proc;
 
 /* Start `exe serve ARGS... --port 0`, wait for its "listening on ...:PORT" log line. */
-static int server_spawn(server_proc *sp, const char *exe, const char *const *args, const char *env) {
+HT_FN int server_spawn(server_proc *sp, const char *exe, const char *const *args, const char *env) {
     static int seq = 0;
     snprintf(sp->log, sizeof sp->log, "/tmp/cs_test_serve_%d_%d.log", (int)getpid(), seq++);
     const char *argv[64] = {exe, "serve", "--port", "0"};
@@ -201,13 +203,20 @@ static int server_spawn(server_proc *sp, const char *exe, const char *const *arg
 }
 
 /* Send sig, wait for the exit; returns the exit status (or -1 when killed / timed out). */
-static int server_stop(server_proc *sp, int sig, double timeout_s) {
+HT_FN int server_stop(server_proc *sp, int sig, double timeout_s) {
     if (sig) kill(sp->pid, sig);
     for (double end = ht_now() + timeout_s; ht_now() < end; ht_sleep_ms(10)) {
         int st;
         if (waitpid(sp->pid, &st, WNOHANG) == sp->pid) {
+            int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            if (code != 0) { /* show why (a sanitizer report, a crash) */
+                fprintf(stderr, "server exited with %d; its log %s:\n", code, sp->log);
+                char cmd[300];
+                snprintf(cmd, sizeof cmd, "tail -c 4000 %s >&2", sp->log);
+                if (system(cmd)) {}
+            }
             unlink(sp->log);
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            return code;
         }
     }
     kill(sp->pid, SIGKILL);
@@ -220,7 +229,7 @@ static int server_stop(server_proc *sp, int sig, double timeout_s) {
 
 /* All numbers of the JSON array value starting at s ('['), nested or not, read with strtof
  * into out (up to cap); returns the count (null and other non-numbers end the scan). */
-static size_t json_floats(const char *s, float *out, size_t cap) {
+HT_FN size_t json_floats(const char *s, float *out, size_t cap) {
     int depth = 0;
     size_t n = 0;
     do {
@@ -240,7 +249,7 @@ static size_t json_floats(const char *s, float *out, size_t cap) {
 }
 
 /* Start of the array of key in a flat JSON object body ("key":[...]). */
-static const char *json_array_of(const char *body, const char *key) {
+HT_FN const char *json_array_of(const char *body, const char *key) {
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\":[", key);
     const char *p = strstr(body, pat);
@@ -248,7 +257,7 @@ static const char *json_array_of(const char *body, const char *key) {
 }
 
 /* Data of one tensor of a .safetensors body, its dtype and element count, or NULL. */
-static const void *st_tensor(const http_resp *r, const char *name, char *dtype, size_t *count) {
+HT_FN const void *st_tensor(const http_resp *r, const char *name, char *dtype, size_t *count) {
     if (r->body_len < 8) return NULL;
     uint64_t hl = 0;
     for (int i = 0; i < 8; i++) hl |= (uint64_t)(unsigned char)r->body[i] << (8 * i);
@@ -268,7 +277,7 @@ static const void *st_tensor(const http_resp *r, const char *name, char *dtype, 
 }
 
 /* Data of a .npy body (format 1.0) and its header text. */
-static const void *npy_data(const http_resp *r, char *header, size_t cap) {
+HT_FN const void *npy_data(const http_resp *r, char *header, size_t cap) {
     if (r->body_len < 10 || memcmp(r->body, "\x93NUMPY", 6)) return NULL;
     size_t hl = (unsigned char)r->body[8] | (size_t)(unsigned char)r->body[9] << 8;
     snprintf(header, cap, "%.*s", (int)hl, r->body + 10);
