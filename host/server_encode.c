@@ -241,6 +241,7 @@ static int parse_inputs(const cs_server *s, cJSON *root, cs_encode_req *e, verr 
 /* Token ids of every input for every tower of the range (each tower its pad id / cleanup). */
 static int make_ids(const cs_server *s, cs_encode_req *e, verr *v) {
     size_t bytes = (size_t)e->n * CLIPSKIP_CONTEXT * sizeof(int32_t);
+    if (e->is_text && !s->tok) return bad(v, "inputs: this model has no tokenizer; send token ids");
     if (e->is_text && !(e->info = calloc((size_t)e->n, sizeof *e->info))) return bad(v, "out of memory");
     for (int t = e->t0; t < e->t1; t++) {
         int k = t - e->t0;
@@ -440,7 +441,9 @@ static enum MHD_Result reply_encode(cs_req *r, cs_encode_req *e, const cs_job *j
     clipskip_status st = CLIPSKIP_OK;
     timing_headers(r, e, j);
     if (e->format == FMT_JSON) {
-        cs_buf_reserve(&b, (size_t)e->n * ((size_t)CLIPSKIP_CONTEXT * e->hidden_dim + 2 * e->pooled_dim) * 12 + 256);
+        size_t numbers = 0; /* ~12 bytes each: 9 digits, sign, point, comma */
+        for (int i = 0; i < n; i++) numbers += (size_t)(a[i].shape[0] * a[i].shape[1] * (a[i].ndim == 3 ? a[i].shape[2] : 1));
+        cs_buf_reserve(&b, numbers * 12 + (size_t)e->n * 16 + 256);
         body_json(e, a, n, &b);
     } else if (e->format == FMT_NPY) {
         ctype = "application/x-npy";

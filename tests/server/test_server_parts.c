@@ -143,6 +143,26 @@ static int st_equal(const http_resp *r, const char *name, const void *want, size
     return p && count == n && !strcmp(dt, "F32") && !memcmp(p, want, n * 4);
 }
 
+/* /tokenize pads with the tower's pad id; /info lists both towers; clip skip range is the
+ * smaller tower's. */
+static void check_two_tower_routes(int port) {
+    http_resp r;
+    REQUIRE(http_request(port, "POST", "/tokenize", NULL, "{\"inputs\":\"a dog\",\"tower\":1}", &r) == 0);
+    cJSON *j = cJSON_Parse(r.body), *jid = cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "ids");
+    CHECK(r.status == 200 && cJSON_GetArraySize(jid) == T && cJSON_GetArrayItem(jid, T - 1)->valueint == 0);
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    REQUIRE(http_request(port, "GET", "/info", NULL, NULL, &r) == 0);
+    j = cJSON_Parse(r.body);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "towers")) == 2);
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    REQUIRE(http_request(port, "POST", "/encode", NULL, "{\"inputs\":\"x\",\"clip_skip\":5}", &r) == 0);
+    CHECK(r.status == 422 && strstr(r.body, "valid 1..4"));
+    http_resp_free(&r);
+
+}
+
 static void test_two_towers(void) {
     clipskip_model *m, *m2;
     REQUIRE(clipskip_model_random(CLIPSKIP_FAMILY_OTHER, 11, &m) == CLIPSKIP_OK);
@@ -201,21 +221,7 @@ static void test_two_towers(void) {
     CHECK(r.status == 200 && st_equal(&r, "hidden_states", hid, T * d));
     http_resp_free(&r);
 
-    /* /tokenize pads with the tower's pad id; /info lists both towers */
-    REQUIRE(http_request(port, "POST", "/tokenize", NULL, "{\"inputs\":\"a dog\",\"tower\":1}", &r) == 0);
-    cJSON *j = cJSON_Parse(r.body), *jid = cJSON_GetObjectItem(cJSON_GetArrayItem(j, 0), "ids");
-    CHECK(r.status == 200 && cJSON_GetArraySize(jid) == T && cJSON_GetArrayItem(jid, T - 1)->valueint == 0);
-    cJSON_Delete(j);
-    http_resp_free(&r);
-    REQUIRE(http_request(port, "GET", "/info", NULL, NULL, &r) == 0);
-    j = cJSON_Parse(r.body);
-    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "towers")) == 2);
-    cJSON_Delete(j);
-    http_resp_free(&r);
-    REQUIRE(http_request(port, "POST", "/encode", NULL, "{\"inputs\":\"x\",\"clip_skip\":5}", &r) == 0);
-    CHECK(r.status == 422 && strstr(r.body, "valid 1..4"));
-    http_resp_free(&r);
-
+    check_two_tower_routes(port);
     CHECK(cs_server_shutdown(s) == 0);
     cs_server_free(s);
     clipskip_encoder_free(enc);
