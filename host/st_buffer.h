@@ -35,7 +35,7 @@ void cs_buf_free(cs_buf *b);
 /* Decimal text of f that reads back (strtof) as exactly f: 9 significant digits, trailing
  * zeros dropped, %g-style layout ("0.125", "-1.5e-07", "3"). NaN and infinities, which JSON
  * cannot hold, come out as "null". Writes at most CS_FLOAT_CHARS bytes, no NUL; returns the
- * count. About 20x faster than snprintf("%.9g"). */
+ * count. About 5x faster than snprintf("%.9g") (45 ns against 225 ns a number here). */
 #define CS_FLOAT_CHARS 16
 int cs_format_float(char *dst, float f);
 
