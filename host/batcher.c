@@ -301,7 +301,7 @@ static void process(cs_batcher *b, cs_job *list, int64_t n_prompts, int n_jobs) 
     b->weight_bytes = (int64_t)wb, b->activation_bytes = (int64_t)ab;
     pthread_mutex_unlock(&b->mu);
     cs_metrics_batch(b->metrics, n_prompts, calls, t1 - t0, failures);
-    if (probes) cs_metrics_add(b->metrics, &b->metrics->probes, (uint64_t)probes);
+    if (probes) cs_metrics_add(b->metrics, &b->metrics->d.probes, (uint64_t)probes);
     for (cs_job *j = list, *next; j; j = next) {
         next = j->next; /* done() may free j */
         j->t_done = t1;

@@ -22,8 +22,8 @@ void cs_metrics_init(cs_metrics *m) {
     memset(m, 0, sizeof *m);
     pthread_mutex_init(&m->mu, NULL);
     for (int h = 0; h < CS_N_HISTS; h++) {
-        m->hist[h].bounds = h == CS_H_BATCH_PROMPTS ? BATCH_BOUNDS : TIME_BOUNDS;
-        m->hist[h].n = h == CS_H_BATCH_PROMPTS ? N_OF(BATCH_BOUNDS) : N_OF(TIME_BOUNDS);
+        m->d.hist[h].bounds = h == CS_H_BATCH_PROMPTS ? BATCH_BOUNDS : TIME_BOUNDS;
+        m->d.hist[h].n = h == CS_H_BATCH_PROMPTS ? N_OF(BATCH_BOUNDS) : N_OF(TIME_BOUNDS);
     }
 }
 
@@ -31,7 +31,7 @@ void cs_metrics_destroy(cs_metrics *m) { pthread_mutex_destroy(&m->mu); }
 
 void cs_metrics_request(cs_metrics *m, cs_route r, cs_outcome o) {
     pthread_mutex_lock(&m->mu);
-    m->requests[r][o]++;
+    m->d.requests[r][o]++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -45,18 +45,18 @@ static void hist_add(cs_histogram *h, double v) {
 
 void cs_metrics_observe(cs_metrics *m, cs_hist_id h, double v) {
     pthread_mutex_lock(&m->mu);
-    hist_add(&m->hist[h], v);
+    hist_add(&m->d.hist[h], v);
     pthread_mutex_unlock(&m->mu);
 }
 
 void cs_metrics_batch(cs_metrics *m, int64_t prompts, int calls, double seconds, int failures) {
     pthread_mutex_lock(&m->mu);
-    m->prompts += (uint64_t)prompts;
-    m->batches++;
-    m->encode_calls += (uint64_t)calls;
-    m->backend_errors += (uint64_t)failures;
-    hist_add(&m->hist[CS_H_BATCH_PROMPTS], (double)prompts);
-    hist_add(&m->hist[CS_H_INFERENCE_S], seconds);
+    m->d.prompts += (uint64_t)prompts;
+    m->d.batches++;
+    m->d.encode_calls += (uint64_t)calls;
+    m->d.backend_errors += (uint64_t)failures;
+    hist_add(&m->d.hist[CS_H_BATCH_PROMPTS], (double)prompts);
+    hist_add(&m->d.hist[CS_H_INFERENCE_S], seconds);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -100,7 +100,7 @@ static void render_gauge(cs_buf *b, const char *name, const char *help, int64_t 
     cs_buf_printf(b, "%s %lld\n", name, (long long)v);
 }
 
-static void render_requests(cs_buf *b, const cs_metrics *m) {
+static void render_requests(cs_buf *b, const cs_metrics_data *m) {
     metric_head(b, "clipskip_requests_total", "counter", "HTTP requests answered, by route and outcome");
     for (int r = 0; r < CS_N_ROUTES; r++)
         for (int o = 0; o < CS_N_OUTCOMES; o++)
@@ -128,7 +128,7 @@ static void render_gauges(cs_buf *b, const cs_metrics_gauges *g) {
 
 void cs_metrics_render(cs_metrics *m, const cs_metrics_gauges *g, cs_buf *b) {
     pthread_mutex_lock(&m->mu);
-    cs_metrics snap = *m; /* copy, render without the lock */
+    cs_metrics_data snap = m->d; /* copy, render without the lock */
     pthread_mutex_unlock(&m->mu);
     render_requests(b, &snap);
     render_counter(b, "clipskip_client_disconnects_total", "replies not delivered: the client closed the connection first", snap.disconnects);

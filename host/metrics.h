@@ -39,11 +39,15 @@ typedef enum {
 } cs_hist_id;
 
 typedef struct {
-    pthread_mutex_t mu;
     uint64_t requests[CS_N_ROUTES][CS_N_OUTCOMES];
     uint64_t disconnects;          /* replies the client did not take (closed early) */
     uint64_t prompts, batches, encode_calls, backend_errors, probes;
     cs_histogram hist[CS_N_HISTS];
+} cs_metrics_data;
+
+typedef struct {
+    pthread_mutex_t mu;
+    cs_metrics_data d;             /* under mu */
 } cs_metrics;
 
 /* Gauges read at render time from their owners. */
@@ -61,6 +65,7 @@ void cs_metrics_request(cs_metrics *m, cs_route r, cs_outcome o);
 void cs_metrics_observe(cs_metrics *m, cs_hist_id h, double v);
 /* One batch done: prompts, encode calls made, backend seconds, failed encode calls. */
 void cs_metrics_batch(cs_metrics *m, int64_t prompts, int calls, double seconds, int failures);
+/* counter: a field of m->d, e.g. &m->d.disconnects */
 void cs_metrics_add(cs_metrics *m, uint64_t *counter, uint64_t n);
 /* The whole exposition (text/plain; version=0.0.4). */
 void cs_metrics_render(cs_metrics *m, const cs_metrics_gauges *g, cs_buf *out);

@@ -380,7 +380,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) return;
     *con_cls = NULL;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN)
-        cs_metrics_add(&s->metrics, &s->metrics.disconnects, 1);
+        cs_metrics_add(&s->metrics, &s->metrics.d.disconnects, 1);
     cs_encode_req_free(r->enc);
     cs_buf_free(&r->body);
     free(r->probe_out);

@@ -48,7 +48,9 @@ static int run(serve_args *a) {
     p.payload_limit = (size_t)a->payload_limit;
     p.cache_bytes = (size_t)a->cache_mb << 20;
     p.api_key = a->api_key ? a->api_key : getenv("CLIPSKIP_API_KEY");
-    p.model_id = a->model ? a->model : "random";
+    char random_id[48], name[24];
+    snprintf(random_id, sizeof random_id, "random-%s", cs_opt_choice_name(CS_RANDOM_CHOICES, a->random, name, sizeof name));
+    p.model_id = a->model ? a->model : random_id;
     p.shutdown_timeout_s = a->shutdown_timeout;
     p.encoder.backend = (clipskip_backend)a->backend;
     p.encoder.n_threads = a->threads;
