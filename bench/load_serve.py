@@ -85,8 +85,14 @@ class Client(threading.Thread):
         prompts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 20))) for _ in range(n)]
         if a.negative:
             prompts.append("")
-        req = {"inputs": prompts, "clip_skip": rng.choice(a.clip_skips), "format": a.format,
-               "outputs": a.outputs.split(",")}
+        fmt, outputs = a.format, a.outputs.split(",")
+        if fmt == "mix":  # every reply path: json / npy / safetensors, varied outputs and dtype
+            fmt = rng.choice(["json", "npy", "safetensors"])
+            outputs = [rng.choice(["hidden", "pooled"])] if fmt == "npy" else \
+                rng.choice([["hidden"], ["pooled"], ["hidden", "pooled", "text_embeds"]])
+        req = {"inputs": prompts, "clip_skip": rng.choice(a.clip_skips), "format": fmt, "outputs": outputs}
+        if a.format == "mix":
+            req["dtype"] = rng.choice(["f32", "f16"])
         return json.dumps(req).encode(), len(prompts)
 
     def run(self):
@@ -155,7 +161,8 @@ def main():
     ap.add_argument("--prompts", type=int, default=2, help="prompts per request: 1..N, plus the negative")
     ap.add_argument("--no-negative", dest="negative", action="store_false", help="no empty negative prompt")
     ap.add_argument("--clip-skips", default="1,2", help="clip skips drawn per request")
-    ap.add_argument("--format", default="npy", choices=["json", "npy", "safetensors"])
+    ap.add_argument("--format", default="npy", choices=["json", "npy", "safetensors", "mix"],
+                    help="reply format; mix: each request draws a format, outputs and dtype")
     ap.add_argument("--outputs", default="hidden")
     ap.add_argument("--api-key")
     ap.add_argument("--rss-every", type=float, default=0, help="sample the server RSS every S seconds")
