@@ -17,6 +17,7 @@ static const cs_cmd COMMANDS[] = {
     {"encode", cs_cmd_encode, "encode prompts to hidden states / pooled vectors at a clip skip"},
     {"info", cs_cmd_info, "describe the text tower(s) in a model file"},
     {"tokenize", cs_cmd_tokenize, "print the CLIP token ids of prompts"},
+    {"serve", cs_cmd_serve, "HTTP encoding service: dynamic batching, mixed clip skips, cache"},
     {NULL, NULL, NULL},
 };
 
