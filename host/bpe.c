@@ -274,7 +274,7 @@ struct cs_word_cache {
     cs_cache_stripe s[CS_CACHE_STRIPES];
 };
 
-cs_word_cache *cs_cache_new(void) {
+cs_word_cache *cs_word_cache_new(void) {
     cs_word_cache *c = NULL;
     if (posix_memalign((void **)&c, 64, sizeof *c) != 0) {
         cs_fail(CLIPSKIP_ERR_NOMEM, "out of host memory allocating the word cache (%zu bytes)",
@@ -286,7 +286,7 @@ cs_word_cache *cs_cache_new(void) {
     return c;
 }
 
-void cs_cache_free(cs_word_cache *c) {
+void cs_word_cache_free(cs_word_cache *c) {
     if (!c) return;
     for (int i = 0; i < CS_CACHE_STRIPES; i++) pthread_mutex_destroy(&c->s[i].lock);
     free(c);

@@ -234,7 +234,7 @@ clipskip_status clipskip_tokenizer_load(const char *path, clipskip_tokenizer **o
     clipskip_tokenizer *tok = cs_calloc(1, sizeof *tok);
     if (!tok) return CLIPSKIP_ERR_NOMEM;
     clipskip_status st = cs_vocab_load(tok, path);
-    if (st == CLIPSKIP_OK && !(tok->cache = cs_cache_new())) st = CLIPSKIP_ERR_NOMEM;
+    if (st == CLIPSKIP_OK && !(tok->cache = cs_word_cache_new())) st = CLIPSKIP_ERR_NOMEM;
     if (st != CLIPSKIP_OK) {
         clipskip_tokenizer_free(tok);
         return st;
@@ -246,7 +246,7 @@ clipskip_status clipskip_tokenizer_load(const char *path, clipskip_tokenizer **o
 void clipskip_tokenizer_free(clipskip_tokenizer *tok) {
     if (!tok) return;
     cs_vocab_free(tok);
-    cs_cache_free(tok->cache);
+    cs_word_cache_free(tok->cache);
     free(tok);
 }
 

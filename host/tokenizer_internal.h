@@ -101,8 +101,8 @@ clipskip_status cs_vocab_load(clipskip_tokenizer *tok, const char *path);
 void cs_vocab_free(clipskip_tokenizer *tok);
 
 /* ---- bpe.c */
-cs_word_cache *cs_cache_new(void);
-void cs_cache_free(cs_word_cache *c);
+cs_word_cache *cs_word_cache_new(void);
+void cs_word_cache_free(cs_word_cache *c);
 /* Append the ids of one pre-token (bytes of the cleaned, lowercased text; never empty). */
 int cs_bpe_word(const clipskip_tokenizer *tok, const uint8_t *w, size_t n, cs_ids *out);
 /* The same without the cache (tests compare the two merge algorithms through it);
