@@ -15,6 +15,7 @@ typedef struct {
 static const cs_cmd COMMANDS[] = {
     /* one line per subcommand; each lives in host/cli/<name>.c */
     {"encode", cs_cmd_encode, "encode prompts to hidden states / pooled vectors at a clip skip"},
+    {"bench", cs_cmd_bench, "time encode calls over batch sizes and clip skips, against the device floor"},
     {NULL, NULL, NULL},
 };
 
