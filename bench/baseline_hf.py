@@ -20,7 +20,8 @@ bench/README.md), the same batches and clip skips. Variants (--variants, comma l
 
 CPU: fp32, torch.set_num_threads(--threads). CUDA: fp16 (--dtype f32|f16|bf16 to change).
 Latency is host wall time of one call with a device synchronize at the end; on CUDA also
-CUDA-event time. Percentiles interpolate linearly (numpy's default), as the C bench does.
+CUDA-event time. On CUDA the timed call ends with the result copied into a host f32 tensor,
+as clipskip's API delivers it (--output device leaves it on the GPU, diffusers-style). Percentiles interpolate linearly (numpy's default), as the C bench does.
 Needs torch and transformers (not needed by CI).
 """
 import argparse
@@ -231,7 +232,12 @@ def measure_point(torch, args, v, ids, skip, depth, peak):
     v.prepare(ids, skip, depth)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    wall, dev = time_calls(torch, args, lambda: v(ids, skip, depth))
+    if args.device == "cuda" and args.output == "host":
+        # clipskip's API writes into caller (pageable host) memory as f32: do the same
+        host = torch.empty((b, CONTEXT, width), dtype=torch.float32)
+        wall, dev = time_calls(torch, args, lambda: host.copy_(v(ids, skip, depth)))
+    else:
+        wall, dev = time_calls(torch, args, lambda: v(ids, skip, depth))
     ws = stats(wall)
     wbytes = 4.0 if args.torch_dtype == torch.float32 else 2.0
     flops, nbytes = cost(v.layers_run(depth), width, mlp, b, wbytes, wbytes)
@@ -332,6 +338,9 @@ def parse_args(argv):
     ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default=None,
                     help="compute dtype (default f32 on cpu, f16 on cuda)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    ap.add_argument("--output", choices=["host", "device"], default="host",
+                    help="CUDA: copy each result into a host f32 tensor inside the timed call, as "
+                         "clipskip's API returns it (host), or leave it on the GPU (device)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--iters", type=int, default=0, help="timed calls per point (0 = --seconds)")
     ap.add_argument("--seconds", type=float, default=1.0)
@@ -380,7 +389,9 @@ def main(argv):
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "loadavg_start": loadavg(),
                     "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ}},
         "device": device, "backend": args.device, "threads": threads,
-        "compute_dtype": args.dtype, "out_dtype": args.dtype,
+        "compute_dtype": args.dtype,
+        "out_dtype": "f32" if args.device == "cuda" and args.output == "host" else args.dtype,
+        "output": "host" if args.device == "cpu" else args.output,
         "model": {"name": args.model, "layers": layers, "width": width, "heads": heads, "mlp": mlp,
                   "act": act, "pad_id": pad, "matmul_params_per_layer": 4 * width * width + 2 * width * mlp},
         "ids": {"generator": "splitmix64: n = 10 + next() % 66, id = next() % 49406", "seed": args.seed},

@@ -28,7 +28,8 @@ def key(p):
 def describe(d):
     m = d["machine"]
     return (f"{d['tool']} ({d.get('version', '')}): {d['device']}, backend {d['backend']}, "
-            f"{d['threads']} threads, compute {d['compute_dtype']}; commit {d['commit']}; "
+            f"{d['threads']} threads, compute {d['compute_dtype']}, output {d.get('output', 'host')} "
+            f"{d['out_dtype']}; commit {d['commit']}; "
             f"{d['date']}; load {m.get('loadavg_start', '?')} -> {m.get('loadavg_end', '?')}")
 
 

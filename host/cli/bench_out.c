@@ -241,6 +241,7 @@ static cJSON *run_json(const cs_bench_run *r) {
     cJSON_AddNumberToObject(o, "threads", r->threads);
     cJSON_AddStringToObject(o, "compute_dtype", r->compute_dtype);
     cJSON_AddStringToObject(o, "out_dtype", r->out_dtype);
+    cJSON_AddStringToObject(o, "output", "host"); /* the API writes into caller host memory */
     cJSON_AddItemToObject(o, "model", model_json(r));
     cJSON *ids = cJSON_AddObjectToObject(o, "ids");
     cJSON_AddStringToObject(ids, "generator", "splitmix64: n = 10 + next() % 66, id = next() % 49406");

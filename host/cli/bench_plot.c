@@ -39,8 +39,8 @@ static void add_series(series_set *ss, const cs_bench_run *r, int by_batch, int3
 }
 
 /* One series per distinct key (first-seen order; a key keeps its colour in both output
- * modes), hidden before hidden+pooled. More than MAX_LINES keys: MAX_LINES of them, evenly
- * spread from the first to the last, so the legend stays readable (bigG has 32 skips). */
+ * modes), hidden before hidden+pooled. More than MAX_LINES keys: the first two and the rest
+ * evenly spread to the last, so the legend stays readable (bigG has 32 skips). */
 #define MAX_LINES 8
 static void build(series_set *ss, const cs_bench_run *r, int by_batch) {
     int32_t keys[CS_BENCH_MAX_POINTS_LIST], n_keys = 0;
@@ -52,7 +52,10 @@ static void build(series_set *ss, const cs_bench_run *r, int by_batch) {
     int32_t lines = n_keys < MAX_LINES ? n_keys : MAX_LINES;
     for (int pooled = 0; pooled < 2; pooled++)
         for (int32_t k = 0; k < lines; k++) {
-            int32_t idx = lines == n_keys ? k : (int32_t)((double)k * (n_keys - 1) / (lines - 1) + 0.5);
+            /* the first two keys always (skip 1 and 2: the SD defaults), the rest spread */
+            int32_t idx = lines == n_keys || k < 2
+                              ? k
+                              : 2 + (int32_t)((double)(k - 2) * (n_keys - 3) / (lines - 3) + 0.5);
             add_series(ss, r, by_batch, keys[idx], pooled, k);
         }
 }
