@@ -11,9 +11,10 @@
 # at start and end, and both runs are printed with it.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-BIN=${1:-$HERE/../build/clipskip}
+BIN=${1:-$(cd "$HERE/.." && pwd)/build/clipskip}
 THREADS=${2:-$(nproc)}
-DIR=${OUT:-$HERE/../out}/cpu_vs_torch
+ROOT=$(cd "$HERE/.." && pwd)
+DIR=${OUT:-$ROOT/out}/cpu_vs_torch
 mkdir -p "$DIR"
 POINTS=(--batch 1,8,64 --clip-skip 1,2 --warmup 1 --iters 3 --threads "$THREADS")
 
