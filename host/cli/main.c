@@ -18,6 +18,7 @@ static const cs_cmd COMMANDS[] = {
     {"info", cs_cmd_info, "describe the text tower(s) in a model file"},
     {"tokenize", cs_cmd_tokenize, "print the CLIP token ids of prompts"},
     {"serve", cs_cmd_serve, "HTTP encoding service: dynamic batching, mixed clip skips, cache"},
+    {"bench", cs_cmd_bench, "time encode calls over batch sizes and clip skips, against the device floor"},
     {NULL, NULL, NULL},
 };
 
