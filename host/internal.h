@@ -60,6 +60,11 @@ clipskip_status cs_atomic_write(cs_atomic_file *a, const void *buf, size_t n);
 clipskip_status cs_atomic_commit(cs_atomic_file *a); /* fsync + rename; frees a */
 void cs_atomic_abort(cs_atomic_file *a);             /* unlink temp; frees a */
 
+/* The .npy 1.0 header (magic, version, length, dict padded to a multiple of 64) for an F32 or
+ * F16 C-order array; returns its length in bytes (at most CS_NPY_HEADER_MAX). */
+#define CS_NPY_HEADER_MAX 256
+size_t cs_npy_header(char hdr[CS_NPY_HEADER_MAX], clipskip_dtype dtype, int ndim,
+                     const int64_t *shape);
 /* .npy (format 1.0, little-endian, C order) of a float array, written atomically. */
 clipskip_status cs_npy_write(const char *path, const void *data, clipskip_dtype dtype,
                              int ndim, const int64_t *shape);

@@ -76,27 +76,34 @@ clipskip_status cs_atomic_commit(cs_atomic_file *a) {
     return CLIPSKIP_OK;
 }
 
-clipskip_status cs_npy_write(const char *path, const void *data, clipskip_dtype dtype,
-                             int ndim, const int64_t *shape) {
-    char hdr[256], dims[160] = "";
-    size_t n = 1, used = 0;
-    for (int i = 0; i < ndim; i++) {
-        used += (size_t)snprintf(dims + used, sizeof dims - used, "%lld,%s", (long long)shape[i],
-                                 i + 1 < ndim ? " " : "");
-        n *= (size_t)shape[i];
-    }
-    const char *descr = dtype == CLIPSKIP_DTYPE_F32 ? "<f4" : "<f2";
-    if (dtype == CLIPSKIP_DTYPE_BF16)
-        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "%s: .npy has no bfloat16 type", path);
-    int len = snprintf(hdr + 10, sizeof hdr - 10,
-                       "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, dims);
-    /* magic(6) version(2) hlen(2) + header, padded with spaces to a multiple of 64, '\n' last */
+size_t cs_npy_header(char hdr[CS_NPY_HEADER_MAX], clipskip_dtype dtype, int ndim,
+                     const int64_t *shape) {
+    char dims[160] = "";
+    size_t used = 0;
+    for (int i = 0; i < ndim && used < sizeof dims; i++) /* numpy's own spelling: (5,) (2, 77) */
+        used += (size_t)snprintf(dims + used, sizeof dims - used, "%s%lld%s", i ? ", " : "",
+                                 (long long)shape[i], ndim == 1 ? "," : "");
+    int len = snprintf(hdr + 10, CS_NPY_HEADER_MAX - 10,
+                       "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
+                       dtype == CLIPSKIP_DTYPE_F32 ? "<f4" : "<f2", dims);
+    /* magic(6) version(2) header length(2) + header, spaces to a multiple of 64, '\n' last */
     size_t total = (10 + (size_t)len + 1 + 63) / 64 * 64;
     memcpy(hdr, "\x93NUMPY\x01\x00", 8);
     hdr[8] = (char)((total - 10) & 0xff);
     hdr[9] = (char)((total - 10) >> 8);
     memset(hdr + 10 + len, ' ', total - 10 - (size_t)len);
     hdr[total - 1] = '\n';
+    return total;
+}
+
+clipskip_status cs_npy_write(const char *path, const void *data, clipskip_dtype dtype,
+                             int ndim, const int64_t *shape) {
+    if (dtype != CLIPSKIP_DTYPE_F32 && dtype != CLIPSKIP_DTYPE_F16)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "%s: .npy holds F32 or F16 here, not %s", path,
+                       cs_dtype_name(dtype));
+    char hdr[CS_NPY_HEADER_MAX];
+    size_t total = cs_npy_header(hdr, dtype, ndim, shape), n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
     cs_atomic_file f;
     CS_TRY(cs_atomic_open(&f, path));
     CS_TRY(cs_atomic_write(&f, hdr, total));

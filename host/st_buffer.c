@@ -202,21 +202,8 @@ clipskip_status cs_npy_buffer(cs_buf *b, const void *data, clipskip_dtype dt, in
                               const int64_t *shape) {
     if (dt != CLIPSKIP_DTYPE_F32 && dt != CLIPSKIP_DTYPE_F16)
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "npy: dtype %s not supported (F32, F16)", cs_dtype_name(dt));
-    char hdr[256], dims[160] = "";
-    size_t used = 0;
-    for (int i = 0; i < ndim && used < sizeof dims; i++)
-        used += (size_t)snprintf(dims + used, sizeof dims - used, "%s%lld%s", i ? ", " : "",
-                                 (long long)shape[i], ndim == 1 ? "," : ""); /* numpy's spelling */
-    int len = snprintf(hdr + 10, sizeof hdr - 10,
-                       "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
-                       dt == CLIPSKIP_DTYPE_F32 ? "<f4" : "<f2", dims);
-    /* magic(6) version(2) header length(2) + header, spaces to a multiple of 64, '\n' last */
-    size_t total = (10 + (size_t)len + 1 + 63) / 64 * 64;
-    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
-    hdr[8] = (char)((total - 10) & 0xff);
-    hdr[9] = (char)((total - 10) >> 8);
-    memset(hdr + 10 + len, ' ', total - 10 - (size_t)len);
-    hdr[total - 1] = '\n';
+    char hdr[CS_NPY_HEADER_MAX];
+    size_t total = cs_npy_header(hdr, dt, ndim, shape);
     size_t bytes = elements(ndim, shape) * cs_dtype_size(dt);
     cs_buf_reserve(b, total + bytes);
     cs_buf_put(b, hdr, total);
