@@ -30,6 +30,12 @@ void cs_error_clear(void);
 /* Warnings go to stderr only when verbose; library never prints otherwise. */
 void cs_warn(int verbose, const char *fmt, ...) CS_PRINTF(2, 3);
 
+/* ---- names of public enums, as the CLI, JSON and logs spell them */
+const char *cs_family_name(clipskip_family f);   /* "clip-l", "openclip-h", "openclip-bigg", "other" */
+const char *cs_pipeline_name(clipskip_pipeline p); /* "sd1", "sd2", "sdxl", "sdxl-refiner", "tower" */
+const char *cs_act_name(clipskip_act a);         /* "quick_gelu", "gelu" */
+const char *cs_clean_name(clipskip_clean c);     /* "hf", "openclip", "hf-fast" */
+
 /* ---- dtypes */
 size_t cs_dtype_size(clipskip_dtype dt);
 const char *cs_dtype_name(clipskip_dtype dt); /* "F32", "F16", "BF16" (safetensors spelling) */

@@ -187,15 +187,10 @@ static enum MHD_Result route_health(cs_req *r) {
     return cs_req_submit(r, j);
 }
 
-static const char *family_name(clipskip_family f) {
-    static const char *n[] = {"other", "clip-l", "openclip-h", "openclip-bigg"};
-    return f >= 0 && f <= CLIPSKIP_FAMILY_OPENCLIP_BIGG ? n[f] : "other";
-}
-
 static cJSON *tower_json(const clipskip_tower_info *in) {
     static const char *clean[] = {"hf", "openclip", "hf-fast"};
     cJSON *t = cJSON_CreateObject();
-    cJSON_AddStringToObject(t, "family", family_name(in->family));
+    cJSON_AddStringToObject(t, "family", cs_family_name(in->family));
     cJSON_AddStringToObject(t, "layout", in->layout ? in->layout : "");
     cJSON_AddNumberToObject(t, "n_layers", in->n_layers);
     cJSON_AddNumberToObject(t, "d_model", in->d_model);

@@ -63,7 +63,6 @@ static void cpu_model(char *buf, size_t cap) {
     if (f) fclose(f);
 }
 
-static const char *act_name(clipskip_act a) { return a == CLIPSKIP_ACT_GELU ? "gelu" : "quick_gelu"; }
 
 /* ------------------------------------------------------------------ Markdown */
 
@@ -72,7 +71,7 @@ static void print_header(const cs_bench_run *r, FILE *f) {
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
     fprintf(f, "## clipskip bench: %s (%d layers, width %d, %d heads, MLP %d, %s)\n\n", r->model_name,
-            in->n_layers, in->d_model, in->n_heads, in->d_mlp, act_name(in->act));
+            in->n_layers, in->d_model, in->n_heads, in->d_mlp, cs_act_name(in->act));
     fprintf(f, "- date %s, commit `%s`\n", r->date, cs_bench_commit());
     fprintf(f, "- machine: %s, %ld cores online; load average %s at start, %s at end\n", cpu,
             sysconf(_SC_NPROCESSORS_ONLN), r->load_start, r->load_end);
@@ -178,7 +177,7 @@ static cJSON *model_json(const cs_bench_run *r) {
     cJSON_AddNumberToObject(o, "width", in->d_model);
     cJSON_AddNumberToObject(o, "heads", in->n_heads);
     cJSON_AddNumberToObject(o, "mlp", in->d_mlp);
-    cJSON_AddStringToObject(o, "act", act_name(in->act));
+    cJSON_AddStringToObject(o, "act", cs_act_name(in->act));
     cJSON_AddNumberToObject(o, "pad_id", in->pad_id);
     cJSON_AddNumberToObject(o, "params", (double)in->n_params);
     cJSON_AddNumberToObject(o, "matmul_params_per_layer",

@@ -1,106 +1,72 @@
 /* clipskip info FILE...: what the loader found in each file (towers, shapes, defaults). */
 #include "clipskip.h"
 #include "cmds.h"
+#include "internal.h"
 #include "opts.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static const char *family_name(clipskip_family f) {
-    switch (f) {
-    case CLIPSKIP_FAMILY_CLIP_L: return "clip-l";
-    case CLIPSKIP_FAMILY_OPENCLIP_H: return "openclip-h";
-    case CLIPSKIP_FAMILY_OPENCLIP_BIGG: return "openclip-bigg";
-    case CLIPSKIP_FAMILY_OTHER: break;
-    }
-    return "other";
-}
-
-static const char *pipeline_name(clipskip_pipeline p) {
-    switch (p) {
-    case CLIPSKIP_PIPELINE_SD1: return "sd1";
-    case CLIPSKIP_PIPELINE_SD2: return "sd2";
-    case CLIPSKIP_PIPELINE_SDXL: return "sdxl";
-    case CLIPSKIP_PIPELINE_SDXL_REFINER: return "sdxl-refiner";
-    case CLIPSKIP_PIPELINE_TOWER: break;
-    }
-    return "tower";
-}
-
-static const char *act_name(clipskip_act a) {
-    return a == CLIPSKIP_ACT_GELU ? "gelu" : "quick_gelu";
-}
-
-static const char *dtype_name(clipskip_dtype d) {
-    return d == CLIPSKIP_DTYPE_F16 ? "F16" : d == CLIPSKIP_DTYPE_BF16 ? "BF16" : "F32";
-}
-
-static const char *clean_name(clipskip_clean c) {
-    return c == CLIPSKIP_CLEAN_OPENCLIP  ? "openclip"
-           : c == CLIPSKIP_CLEAN_HF_FAST ? "hf-fast"
-                                         : "hf";
-}
-
 static void print_text(const char *path, const clipskip_model *m) {
     int n = clipskip_model_n_towers(m);
-    printf("%s\n  pipeline: %s, %d tower%s\n", path, pipeline_name(clipskip_model_pipeline(m)), n,
+    printf("%s\n  pipeline: %s, %d tower%s\n", path, cs_pipeline_name(clipskip_model_pipeline(m)), n,
            n == 1 ? "" : "s");
     for (int i = 0; i < n; i++) {
         clipskip_tower_info t;
         if (clipskip_model_tower_info(m, i, &t) != CLIPSKIP_OK) continue;
         printf("  tower %d:\n", i);
-        printf("    family       %s\n", family_name(t.family));
+        printf("    family       %s\n", cs_family_name(t.family));
         printf("    layout       %s (prefix '%s')\n", t.layout, t.prefix);
         printf("    layers       %d\n", t.n_layers);
         printf("    width        %d\n", t.d_model);
         printf("    heads        %d (head dim %d)\n", t.n_heads,
                t.n_heads ? t.d_model / t.n_heads : 0);
         printf("    mlp width    %d\n", t.d_mlp);
-        printf("    activation   %s\n", act_name(t.act));
+        printf("    activation   %s\n", cs_act_name(t.act));
         printf("    vocab        %d\n", t.vocab);
         printf("    context      %d\n", t.context);
         if (t.proj_dim)
             printf("    projection   %d -> %d\n", t.d_model, t.proj_dim);
         else
             printf("    projection   none\n");
-        printf("    dtype        %s\n", dtype_name(t.file_dtype));
+        printf("    dtype        %s\n", cs_dtype_name(t.file_dtype));
         printf("    parameters   %lld\n", (long long)t.n_params);
         printf("    clip skip    %d by default (1..%d; 1 = all layers)\n", t.default_clip_skip,
                t.n_layers);
         printf("    final LN     %s by default on the hidden-state output\n",
                t.default_final_ln ? "on" : "off");
         printf("    pad id       %d\n", t.pad_id);
-        printf("    cleanup      %s by default\n", clean_name(t.default_clean));
+        printf("    cleanup      %s by default\n", cs_clean_name(t.default_clean));
     }
 }
 
 static cJSON *tower_json(const clipskip_tower_info *t) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "family", family_name(t->family));
+    cJSON_AddStringToObject(o, "family", cs_family_name(t->family));
     cJSON_AddStringToObject(o, "layout", t->layout);
     cJSON_AddStringToObject(o, "prefix", t->prefix);
     cJSON_AddNumberToObject(o, "n_layers", t->n_layers);
     cJSON_AddNumberToObject(o, "d_model", t->d_model);
     cJSON_AddNumberToObject(o, "n_heads", t->n_heads);
     cJSON_AddNumberToObject(o, "d_mlp", t->d_mlp);
-    cJSON_AddStringToObject(o, "activation", act_name(t->act));
+    cJSON_AddStringToObject(o, "activation", cs_act_name(t->act));
     cJSON_AddNumberToObject(o, "vocab", t->vocab);
     cJSON_AddNumberToObject(o, "context", t->context);
     cJSON_AddNumberToObject(o, "proj_dim", t->proj_dim);
-    cJSON_AddStringToObject(o, "dtype", dtype_name(t->file_dtype));
+    cJSON_AddStringToObject(o, "dtype", cs_dtype_name(t->file_dtype));
     cJSON_AddNumberToObject(o, "n_params", (double)t->n_params);
     cJSON_AddNumberToObject(o, "default_clip_skip", t->default_clip_skip);
     cJSON_AddBoolToObject(o, "default_final_ln", t->default_final_ln != 0);
     cJSON_AddNumberToObject(o, "pad_id", t->pad_id);
-    cJSON_AddStringToObject(o, "default_clean", clean_name(t->default_clean));
+    cJSON_AddStringToObject(o, "default_clean", cs_clean_name(t->default_clean));
     return o;
 }
 
 static cJSON *model_json(const char *path, const clipskip_model *m) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", path);
-    cJSON_AddStringToObject(o, "pipeline", pipeline_name(clipskip_model_pipeline(m)));
+    cJSON_AddStringToObject(o, "pipeline", cs_pipeline_name(clipskip_model_pipeline(m)));
     cJSON *towers = cJSON_AddArrayToObject(o, "towers");
     for (int i = 0; i < clipskip_model_n_towers(m); i++) {
         clipskip_tower_info t;
