@@ -10,10 +10,9 @@
 #            the Debian -dev packages the build needs). Pass carry: ["build-gpu-carry"].
 #   built:   configure + build build-gpu there with CUDA for the local arch only.
 # Then: the GPU tests (ctest -L gpu when built there, the test programs directly when carried),
-# bench_kernels --quick, `clipskip bench` if the program has that subcommand (args from
-# CLIPSKIP_BENCH_ARGS, default --quick when its help lists it), bench/baseline_hf.py if present
-# (args from HF_BASELINE_ARGS, default --quick likewise), and compute-sanitizer memcheck and
-# racecheck on the kernel test in quick mode while time is left.
+# bench_kernels --quick, bench/run_gpu.sh (clipskip bench + bench/baseline_hf.py on the same
+# card, side by side), and compute-sanitizer memcheck and racecheck on the kernel test in quick
+# mode while time is left.
 # Logs go to $OUT when set (at most 8 files come back), else build-gpu/check-logs. A short table
 # is printed last. Budget: under 5 minutes (each step has a timeout; the sanitizers only run if
 # enough time is left). Exit status: 0 when nothing failed (skips are not failures).
@@ -107,27 +106,23 @@ KB=$BIN/bench_kernels
 [ -x "$KB" ] || KB=$BIN/bench/kernels/bench_kernels
 [ -x "$KB" ] && run bench_kernels "$LOG/bench_kernels.log" 90 "$KB" --quick
 
+# clipskip bench (ViT-L random, cuda) + the HF transformers baseline on the same card, same
+# shapes, same run, then the side-by-side table: bench/run_gpu.sh. Both JSON files are kept
+# ($OUT brings back at most 8 files: info, build, tests, bench_kernels, bench_gpu, sanitizer,
+# summary and the two JSON make 9, so the sanitizer log is the one that may not come back).
 CLI=$BIN/clipskip
-if [ -x "$CLI" ] && "$CLI" bench --help >"$LOG/clipskip_bench.log" 2>&1; then
-    ARGS=${CLIPSKIP_BENCH_ARGS:-}
-    [ -z "$ARGS" ] && grep -q -- "--quick" "$LOG/clipskip_bench.log" && ARGS=--quick
-    if [ -n "$ARGS" ]; then
-        # shellcheck disable=SC2086
-        run "clipskip bench" "$LOG/clipskip_bench.log" 90 "$CLI" bench $ARGS
+if [ -x "$CLI" ] && [ -x bench/run_gpu.sh ]; then
+    BT=$(( $(left) - 60 ))
+    [ "$BT" -gt 180 ] && BT=180
+    if [ "$BT" -gt 30 ]; then
+        BOUT=$(mktemp -d)
+        run "bench + HF baseline" "$LOG/bench_gpu.log" "$BT" env OUT="$BOUT" bench/run_gpu.sh "$CLI"
+        cp "$BOUT/bench/clipskip_gpu.json" "$BOUT/bench/hf_gpu.json" "$LOG/" 2>/dev/null
     else
-        record "clipskip bench" SKIP 0 "no --quick in its help: set CLIPSKIP_BENCH_ARGS"
+        record "bench + HF baseline" SKIP 0 "only $(left)s of the budget left"
     fi
 else
-    record "clipskip bench" SKIP 0 "no bench subcommand in this build"
-fi
-
-if [ -f bench/baseline_hf.py ]; then
-    ARGS=${HF_BASELINE_ARGS:-}
-    [ -z "$ARGS" ] && python3 bench/baseline_hf.py --help 2>/dev/null | grep -q -- "--quick" && ARGS=--quick
-    # shellcheck disable=SC2086
-    run "baseline_hf.py" "$LOG/baseline_hf.log" 90 env PYTHONUNBUFFERED=1 python3 bench/baseline_hf.py $ARGS
-else
-    record "baseline_hf.py" SKIP 0 "bench/baseline_hf.py not in the tree"
+    record "bench + HF baseline" SKIP 0 "no clipskip binary or bench/run_gpu.sh"
 fi
 
 # ---- compute-sanitizer on the kernel test, small shapes, while time is left
@@ -149,6 +144,10 @@ fi
 
 # ---- summary: bench table, then the step table (last, so the reply's tail shows it)
 {
+    if [ -f "$LOG/bench_gpu.log" ]; then
+        sed -n '/^### clipskip vs HF/,$p' "$LOG/bench_gpu.log" | grep -E "^(\||###)" | head -30
+        echo
+    fi
     if [ -f "$LOG/bench_kernels.log" ]; then
         grep -E "^(device|ceilings)" "$LOG/bench_kernels.log"
         grep -E "^\|" "$LOG/bench_kernels.log"
