@@ -269,6 +269,19 @@ clipskip_status clipskip_encode_ids(clipskip_encoder *e, const int32_t *ids, int
     return encode_towers(e, per_tower, n_rows, o, out, t0, t1);
 }
 
+clipskip_status clipskip_encode_tower_ids(clipskip_encoder *e, const int32_t *const *ids,
+                                          int32_t n_rows, const clipskip_encode_options *o,
+                                          clipskip_outputs *out) {
+    int t0 = 0, t1 = 0;
+    CS_TRY(check_call(e, n_rows, &o, out, &t0, &t1));
+    if (n_rows == 0) return CLIPSKIP_OK;
+    if (!ids) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_tower_ids: ids_per_tower is NULL");
+    for (int t = t0; t < t1; t++)
+        if (!ids[t - t0])
+            return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_tower_ids: ids of tower %d is NULL", t);
+    return encode_towers(e, ids, n_rows, o, out, t0, t1);
+}
+
 static clipskip_status tokenize_all(const clipskip_tokenizer *tok, const cs_tower *t,
                                     const char *const *texts, int32_t n, int32_t clean,
                                     int32_t *ids, clipskip_token_info *info) {

@@ -302,6 +302,14 @@ typedef struct {
 clipskip_status clipskip_encode_ids(clipskip_encoder *enc, const int32_t *ids, int32_t n_rows,
                                     const clipskip_encode_options *opt, clipskip_outputs *out);
 
+/* As clipskip_encode_ids, with each tower's own ids: ids_per_tower[i] (B, 77) for the i-th tower
+ * the call runs (opt->tower, or every tower for CLIPSKIP_TOWER_ALL), e.g. tokenized elsewhere
+ * with each tower's pad id (SDXL: 49407 for tower one, 0 for tower two). */
+clipskip_status clipskip_encode_tower_ids(clipskip_encoder *enc,
+                                          const int32_t *const *ids_per_tower, int32_t n_rows,
+                                          const clipskip_encode_options *opt,
+                                          clipskip_outputs *out);
+
 /* Tokenize and encode B prompts (NUL-terminated UTF-8), each tower with its own pad id and
  * cleanup mode. info (optional, B entries) receives truncation and EOS positions of the last
  * tower encoded. Over-long prompts are truncated to 75 tokens and reported there. */

@@ -2,6 +2,7 @@
 #include "cmds.h"
 #include "internal.h"
 #include "common.h"
+#include "encode_dataset.h"
 #include "encode_out.h"
 #include "opts.h"
 #include "prompts.h"
@@ -12,6 +13,8 @@
 
 typedef struct {
     const char *model, *vocab, *file, *out, *tower;
+    const char *out_dir, *input_format, *field, *column;
+    int shard_size, shard_format, resume, on_error;
     int random, clip_skip, layer, final_ln, pooled, text_embeds, no_hidden, dtype, backend;
     int batch, threads, clean, quiet;
 } encode_args;
@@ -25,7 +28,11 @@ static const char *DESCRIPTION =
     "(SDXL: k+2). Without --out, a summary of each output is printed.\n"
     "--out FILE.safetensors holds every output asked (hidden_states, pooled, text_embeds)\n"
     "and the options in its metadata; FILE.npy holds hidden_states, and other outputs go\n"
-    "beside it as FILE.pooled.npy / FILE.text_embeds.npy. Files are written atomically.";
+    "beside it as FILE.pooled.npy / FILE.text_embeds.npy. Files are written atomically.\n"
+    "--out-dir DIR streams a dataset of any size (--file: lines, JSONL, CSV/TSV) into shards of\n"
+    "--shard-size rows with a manifest (input record -> shard, row); --resume continues a\n"
+    "killed run with byte-identical results (docs/offline.md). SDXL files give the SDXL\n"
+    "conditioning: hidden (B,77,2048) from both towers, pooled 1280 with --text-embeds.";
 
 static int resolve_skip(const encode_args *a) {
     if (a->layer > 0) {
@@ -99,7 +106,8 @@ static int run(const encode_args *a, const cs_prompts *p) {
     o.row.final_ln = (clipskip_final_ln)a->final_ln;
     o.outputs = (a->no_hidden ? 0 : CLIPSKIP_OUT_HIDDEN) | (a->pooled ? CLIPSKIP_OUT_POOLED : 0) |
                 (a->text_embeds ? CLIPSKIP_OUT_TEXT_EMBEDS : 0);
-    o.out_dtype = a->dtype ? CLIPSKIP_DTYPE_F16 : CLIPSKIP_DTYPE_F32;
+    /* dtype auto: f32 for --out / the summary, f16 for dataset shards */
+    o.out_dtype = a->dtype == 2 || (a->dtype == 0 && a->out_dir) ? CLIPSKIP_DTYPE_F16 : CLIPSKIP_DTYPE_F32;
     o.tower = tower;
     o.clean = a->clean - 1; /* choice 0 = "default" → -1 */
     if (skip < 0 || tower == -2) {
@@ -107,6 +115,13 @@ static int run(const encode_args *a, const cs_prompts *p) {
         goto done;
     }
     clipskip_status st = clipskip_encoder_init(m, &ep, &enc);
+    if (st == CLIPSKIP_OK && a->out_dir) {
+        cs_dataset_args da = {a->out_dir, a->file, a->input_format, a->field, a->column,
+                              a->model ? a->model : "random", a->shard_size, a->shard_format == 1,
+                              a->resume, a->on_error == 1, a->quiet, a->batch};
+        rc = cs_encode_dataset(&da, m, enc, &o);
+        goto done;
+    }
     if (st == CLIPSKIP_OK) st = cs_encode_result_alloc(&r, m, &o, p->n);
     if (st == CLIPSKIP_OK) st = encode_all(enc, p, &o, a, &r);
     if (st == CLIPSKIP_OK)
@@ -126,7 +141,7 @@ done:
 }
 
 int cs_cmd_encode(int argc, char **argv) {
-    encode_args a = {.batch = 64, .tower = "auto"};
+    encode_args a = {.batch = 64, .tower = "auto", .shard_size = 1024};
     const cs_opt opts[] = {
         {"model", CS_OPT_STR, &a.model, "FILE", "model .safetensors (SD1/SD2/SDXL, diffusers text_encoder, OpenCLIP)", 0, 0, 0},
         {"random", CS_OPT_CHOICE, &a.random, 0, "random weights of a real shape instead of --model", CS_RANDOM_CHOICES, 0, 0},
@@ -140,7 +155,15 @@ int cs_cmd_encode(int argc, char **argv) {
         {"text-embeds", CS_OPT_FLAG, &a.text_embeds, 0, "also output the projected pooled vector (towers with a projection)", 0, 0, 0},
         {"no-hidden", CS_OPT_FLAG, &a.no_hidden, 0, "skip the hidden states (with --pooled / --text-embeds)", 0, 0, 0},
         {"out", CS_OPT_STR, &a.out, "FILE", "write FILE.safetensors or FILE.npy (atomically)", 0, 0, 0},
-        {"dtype", CS_OPT_CHOICE, &a.dtype, 0, "output dtype", "f32|f16", 0, 0},
+        {"dtype", CS_OPT_CHOICE, &a.dtype, 0, "output dtype (auto: f32, f16 with --out-dir)", "auto|f32|f16", 0, 0},
+        {"out-dir", CS_OPT_STR, &a.out_dir, "DIR", "dataset mode: stream --file into shards + manifest in DIR", 0, 0, 0},
+        {"input-format", CS_OPT_STR, &a.input_format, "FMT", "dataset input: auto (by extension), lines, jsonl, csv, tsv", 0, 0, 0},
+        {"field", CS_OPT_STR, &a.field, "NAME", "JSONL field holding the caption (default caption)", 0, 0, 0},
+        {"column", CS_OPT_STR, &a.column, "NAME|N", "CSV/TSV column: header name or 1-based index (default caption)", 0, 0, 0},
+        {"shard-size", CS_OPT_INT, &a.shard_size, "N", "input records per shard (dataset mode)", 0, 1, 1 << 24},
+        {"shard-format", CS_OPT_CHOICE, &a.shard_format, 0, "shard files (dataset mode)", "safetensors|npy", 0, 0},
+        {"resume", CS_OPT_FLAG, &a.resume, 0, "dataset mode: keep complete shards of an interrupted run, encode the rest", 0, 0, 0},
+        {"on-error", CS_OPT_CHOICE, &a.on_error, 0, "dataset mode: a bad input line stops the run or is skipped (noted in the manifest)", "fail|skip", 0, 0},
         {"backend", CS_OPT_CHOICE, &a.backend, 0, "compute backend (auto = CUDA when usable)", CS_BACKEND_CHOICES, 0, 0},
         {"batch", CS_OPT_INT, &a.batch, "N", "prompts per encode call", 0, 1, 1 << 20},
         {"threads", CS_OPT_INT, &a.threads, "N", "CPU threads (0 = all cores)", 0, 0, 4096},
@@ -156,6 +179,13 @@ int cs_cmd_encode(int argc, char **argv) {
             fprintf(stderr, "clipskip encode: --no-hidden leaves nothing to output: add --pooled "
                             "or --text-embeds\n");
             rc = CS_EXIT_USAGE;
+        } else if (a.out_dir && (n_pos > 0 || a.out)) {
+            fprintf(stderr, "clipskip encode: --out-dir reads its captions from --file or stdin "
+                            "and writes only shards: no prompt arguments, no --out\n");
+            rc = CS_EXIT_USAGE;
+        } else if (a.out_dir) {
+            cs_prompts none = {0};
+            rc = run(&a, &none);
         } else {
             cs_prompts p;
             rc = cs_prompts_read(&p, pos, n_pos, a.file) ? CS_EXIT_USAGE : -1;
