@@ -71,7 +71,10 @@ static clipskip_status write_safetensors(const char *path, const cs_encode_resul
     char skip[32], tower[32], truncated[32];
     long n_trunc = 0;
     for (size_t i = 0; i < r->n; i++) n_trunc += r->info[i].truncated > 0;
-    snprintf(skip, sizeof skip, "%d", o->row.clip_skip);
+    /* the value used: 0 asks for the model's default, which is what gets recorded */
+    clipskip_tower_info ti;
+    clipskip_model_tower_info(m, o->tower == CLIPSKIP_TOWER_ALL ? 0 : o->tower, &ti);
+    snprintf(skip, sizeof skip, "%d", o->row.clip_skip ? o->row.clip_skip : ti.default_clip_skip);
     snprintf(tower, sizeof tower, "%d", o->tower);
     snprintf(truncated, sizeof truncated, "%ld", n_trunc);
     static const char *ln[] = {"auto", "on", "off"};
@@ -82,8 +85,10 @@ static clipskip_status write_safetensors(const char *path, const cs_encode_resul
     meta_add(meta, &nm, "clipskip_version", clipskip_version());
     meta_add(meta, &nm, "model", m->path ? m->path : "");
     meta_add(meta, &nm, "clip_skip", skip);
-    meta_add(meta, &nm, "clip_skip_convention", "A1111 (1 = all layers; 0 = model default)");
-    meta_add(meta, &nm, "final_ln", ln[o->row.final_ln]);
+    meta_add(meta, &nm, "clip_skip_convention", "A1111 (1 = all layers, 2 = penultimate)");
+    int ln_on = o->row.final_ln == CLIPSKIP_FINAL_LN_AUTO ? ti.default_final_ln
+                                                          : o->row.final_ln == CLIPSKIP_FINAL_LN_ON;
+    meta_add(meta, &nm, "final_ln", ln[ln_on ? 1 : 2]);
     meta_add(meta, &nm, "tower", o->tower == CLIPSKIP_TOWER_ALL ? "all" : tower);
     meta_add(meta, &nm, "prompts_truncated", truncated);
     if (pj) meta_add(meta, &nm, "prompts", pj);
