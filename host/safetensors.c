@@ -711,9 +711,10 @@ static clipskip_status write_file(const char *path, const char *tmp, const char 
     return CLIPSKIP_OK;
 }
 
-clipskip_status cs_st_write(const char *path, const cs_st_out_tensor *tensors, int n,
-                            const cs_st_meta *meta, int n_meta) {
-    if (!path || n < 0 || (n && !tensors) || n_meta < 0 || (n_meta && !meta))
+clipskip_status cs_st_header(const char *name, const cs_st_out_tensor *tensors, int n,
+                             const cs_st_meta *meta, int n_meta, char **hdr, size_t *hlen,
+                             const cs_st_out_tensor ***order) {
+    if (!name || n < 0 || (n && !tensors) || n_meta < 0 || (n_meta && !meta))
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cs_st_write: NULL or negative argument");
     const cs_st_out_tensor **ts = cs_malloc((size_t)n * sizeof *ts);
     if (!ts) return CLIPSKIP_ERR_NOMEM;
@@ -721,22 +722,37 @@ clipskip_status cs_st_write(const char *path, const cs_st_out_tensor *tensors, i
     for (int i = 0; i < n && !s; i++) {
         uint64_t nb;
         ts[i] = &tensors[i];
-        s = out_nbytes(ts[i], path, &nb);
+        s = out_nbytes(ts[i], name, &nb);
     }
     if (!s) qsort(ts, (size_t)n, sizeof *ts, cmp_out_name);
     for (int i = 1; i < n && !s; i++)
         if (strcmp(ts[i - 1]->name, ts[i]->name) == 0)
             s = cs_fail(CLIPSKIP_ERR_INVALID_ARG,
-                        "%s: tensor '%s': expected unique names, found it twice", path,
+                        "%s: tensor '%s': expected unique names, found it twice", name,
                         ts[i]->name);
     if (!s) qsort(ts, (size_t)n, sizeof *ts, cmp_out);
-    char *hdr = NULL;
-    size_t hlen = 0;
-    if (!s) s = build_header(ts, n, meta, n_meta, path, &hdr, &hlen);
+    if (!s) s = build_header(ts, n, meta, n_meta, name, hdr, hlen);
     if (s) {
         free(ts);
         return s;
     }
+    *order = ts;
+    return CLIPSKIP_OK;
+}
+
+uint64_t cs_st_out_bytes(const cs_st_out_tensor *t) {
+    uint64_t nb = 0;
+    out_nbytes(t, "", &nb);
+    return nb;
+}
+
+clipskip_status cs_st_write(const char *path, const cs_st_out_tensor *tensors, int n,
+                            const cs_st_meta *meta, int n_meta) {
+    const cs_st_out_tensor **ts = NULL;
+    char *hdr = NULL;
+    size_t hlen = 0;
+    CS_TRY(cs_st_header(path, tensors, n, meta, n_meta, &hdr, &hlen, &ts));
+    clipskip_status s;
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
         s = cs_fail(CLIPSKIP_ERR_INVALID_ARG, "%.200s...: path too long", path);

@@ -75,5 +75,14 @@ typedef struct {
 
 clipskip_status cs_st_write(const char *path, const cs_st_out_tensor *tensors, int n,
                             const cs_st_meta *meta, int n_meta);
+/* The checked header of such a file (names unique, metadata keys unique, sizes consistent),
+ * padded with spaces to a multiple of 8 bytes, in *hdr (heap, hlen bytes); *order (heap) lists
+ * the tensors in data order (largest item size first, then by name). name: for messages.
+ * Used by cs_st_write and by writers into memory (the server). */
+clipskip_status cs_st_header(const char *name, const cs_st_out_tensor *tensors, int n,
+                             const cs_st_meta *meta, int n_meta, char **hdr, size_t *hlen,
+                             const cs_st_out_tensor ***order);
+/* Data bytes of one tensor (shape product * item size; 0 for an invalid shape). */
+uint64_t cs_st_out_bytes(const cs_st_out_tensor *t);
 
 #endif

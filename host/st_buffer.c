@@ -212,43 +212,22 @@ clipskip_status cs_npy_buffer(cs_buf *b, const void *data, clipskip_dtype dt, in
                      : CLIPSKIP_OK;
 }
 
-static cJSON *st_header(const cs_st_out_tensor *t, int n, const cs_st_meta *meta, int n_meta) {
-    cJSON *h = cJSON_CreateObject(), *md = n_meta ? cJSON_AddObjectToObject(h, "__metadata__") : NULL;
-    for (int i = 0; i < n_meta && md; i++) cJSON_AddStringToObject(md, meta[i].key, meta[i].value);
-    uint64_t off = 0;
-    for (int i = 0; i < n && h; i++) {
-        cJSON *e = cJSON_AddObjectToObject(h, t[i].name), *shape = cJSON_CreateArray();
-        cJSON_AddStringToObject(e, "dtype", cs_dtype_name(t[i].dtype));
-        for (int d = 0; d < t[i].ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t[i].shape[d]));
-        cJSON_AddItemToObject(e, "shape", shape);
-        uint64_t bytes = elements(t[i].ndim, t[i].shape) * cs_dtype_size(t[i].dtype);
-        cJSON *offs = cJSON_CreateArray();
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + bytes)));
-        cJSON_AddItemToObject(e, "data_offsets", offs);
-        off += bytes;
-    }
-    return h;
-}
-
 clipskip_status cs_st_buffer(cs_buf *b, const cs_st_out_tensor *t, int n, const cs_st_meta *meta,
                              int n_meta) {
-    cJSON *h = st_header(t, n, meta, n_meta);
-    char *js = h ? cJSON_PrintUnformatted(h) : NULL;
-    cJSON_Delete(h);
-    if (!js) return cs_fail(CLIPSKIP_ERR_NOMEM, "safetensors: out of memory for the header");
-    size_t hl = strlen(js), padded = (hl + 7) / 8 * 8, data = 0;
-    for (int i = 0; i < n; i++) data += elements(t[i].ndim, t[i].shape) * cs_dtype_size(t[i].dtype);
+    const cs_st_out_tensor **ts;
+    char *hdr;
+    size_t hl, data = 0;
+    CS_TRY(cs_st_header("safetensors reply", t, n, meta, n_meta, &hdr, &hl, &ts));
+    for (int i = 0; i < n; i++) data += cs_st_out_bytes(ts[i]);
     uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-    cs_buf_reserve(b, 8 + padded + data);
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    cs_buf_reserve(b, 8 + hl + data);
     cs_buf_put(b, len8, 8);
-    cs_buf_put(b, js, hl);
-    cs_buf_put(b, "        ", padded - hl);
-    cJSON_free(js);
-    for (int i = 0; i < n; i++)
-        cs_buf_put(b, t[i].data, elements(t[i].ndim, t[i].shape) * cs_dtype_size(t[i].dtype));
+    cs_buf_put(b, hdr, hl);
+    for (int i = 0; i < n; i++) cs_buf_put(b, ts[i]->data, cs_st_out_bytes(ts[i]));
+    free(hdr);
+    free(ts);
     return b->failed ? cs_fail(CLIPSKIP_ERR_NOMEM, "safetensors: out of memory for %zu bytes",
-                               8 + padded + data)
+                               8 + hl + data)
                      : CLIPSKIP_OK;
 }

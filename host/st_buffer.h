@@ -46,7 +46,7 @@ void cs_buf_json_floats(cs_buf *b, const void *data, clipskip_dtype dt, int ndim
 /* A whole .npy file (format 1.0, little-endian, C order) of one F32/F16 array. */
 clipskip_status cs_npy_buffer(cs_buf *b, const void *data, clipskip_dtype dt, int ndim,
                               const int64_t *shape);
-/* A whole .safetensors file: tensors in the given order, header padded to 8 bytes. */
+/* A whole .safetensors file, laid out exactly as cs_st_write lays out a file. */
 clipskip_status cs_st_buffer(cs_buf *b, const cs_st_out_tensor *t, int n, const cs_st_meta *meta,
                              int n_meta);
 
