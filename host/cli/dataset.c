@@ -39,7 +39,7 @@ static int parse_format(const char *name, const char *path, cs_ds_format *fmt) {
             *fmt = (cs_ds_format)i;
             return 0;
         }
-    fprintf(stderr, "clipskip encode: --input-format must be auto, lines, jsonl, csv or tsv, not '%s'\n", name);
+    fprintf(stderr, "clipskip: --input-format must be auto, lines, jsonl, csv or tsv, not '%s'\n", name);
     return -1;
 }
 
@@ -128,7 +128,7 @@ static int csv_header(cs_dataset *ds, const char *column) {
             return 0;
         }
     }
-    fprintf(stderr, "clipskip encode: %s: no column '%s' in the header row (give --column NAME or "
+    fprintf(stderr, "clipskip: %s: no column '%s' in the header row (give --column NAME or "
                     "a 1-based index)\n", ds->name, column);
     return -1;
 }
@@ -161,7 +161,7 @@ int cs_ds_next(cs_dataset *ds, cs_ds_record *rec) {
     ssize_t n = read_line(ds);
     if (n < 0) {
         if (!ferror(ds->f)) return 0;
-        fprintf(stderr, "clipskip encode: %s: read error after line %llu: %s\n", ds->name,
+        fprintf(stderr, "clipskip: %s: read error after line %llu: %s\n", ds->name,
                 (unsigned long long)ds->line_no, strerror(errno));
         return -1;
     }
@@ -185,14 +185,14 @@ cs_dataset *cs_ds_open(const char *path, const char *format_name, const char *fi
     if (parse_format(format_name, is_stdin ? NULL : path, &ds->fmt)) goto fail;
     ds->f = is_stdin ? stdin : fopen(path, "rb");
     if (!ds->f) {
-        fprintf(stderr, "clipskip encode: cannot open %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "clipskip: cannot open %s: %s\n", path, strerror(errno));
         goto fail;
     }
     struct stat sb;
     if (!is_stdin && fstat(fileno(ds->f), &sb) == 0 && S_ISREG(sb.st_mode)) ds->size = (uint64_t)sb.st_size;
     if ((ds->fmt == CS_DS_CSV || ds->fmt == CS_DS_TSV)) {
         if (is_stdin && !(column && strtol(column, NULL, 10) >= 1)) {
-            fprintf(stderr, "clipskip encode: CSV from stdin needs --column as a 1-based index\n");
+            fprintf(stderr, "clipskip: CSV from stdin needs --column as a 1-based index\n");
             goto fail;
         }
         if (csv_header(ds, column ? column : "caption")) goto fail;

@@ -1,6 +1,7 @@
 #include "prompts.h"
 
-#include <errno.h>
+#include "dataset.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,34 +18,30 @@ static int push(cs_prompts *p, char *s) {
     return 0;
 }
 
-static int read_lines(cs_prompts *p, FILE *f, const char *name) {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    size_t lineno = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        if (len > 0 && line[len - 1] == '\n') line[--len] = 0;
-        if (len > 0 && line[len - 1] == '\r') line[--len] = 0;
-        if (memchr(line, 0, (size_t)len)) {
-            fprintf(stderr, "clipskip: %s:%zu: line holds a NUL byte\n", name, lineno);
-            free(line);
-            return -1;
+static int read_lines(cs_prompts *p, const char *path) {
+    cs_dataset *ds = cs_ds_open(path, "lines", NULL, NULL);
+    if (!ds) return -1;
+    cs_ds_record rec;
+    int rc;
+    while ((rc = cs_ds_next(ds, &rec)) > 0) {
+        /* prompts go on as C strings: a NUL would cut one short without a word */
+        if (memchr(rec.text, 0, rec.len)) {
+            fprintf(stderr, "clipskip: %s:%llu: line holds a NUL byte\n", cs_ds_name(ds),
+                    (unsigned long long)rec.line);
+            rc = -1;
+            break;
         }
-        char *copy = strdup(line);
+        char *copy = strdup(rec.text);
         if (!copy || push(p, copy)) {
             free(copy);
-            free(line);
-            fprintf(stderr, "clipskip: %s:%zu: out of memory\n", name, lineno);
-            return -1;
+            fprintf(stderr, "clipskip: %s:%llu: out of memory\n", cs_ds_name(ds),
+                    (unsigned long long)rec.line);
+            rc = -1;
+            break;
         }
     }
-    free(line);
-    if (ferror(f)) {
-        fprintf(stderr, "clipskip: %s: read error after line %zu: %s\n", name, lineno, strerror(errno));
-        return -1;
-    }
-    return 0;
+    cs_ds_close(ds);
+    return rc < 0 ? -1 : 0;
 }
 
 int cs_prompts_read(cs_prompts *p, char **args, int n_args, const char *file) {
@@ -59,15 +56,7 @@ int cs_prompts_read(cs_prompts *p, char **args, int n_args, const char *file) {
         return -1;
     }
     p->owned = 1;
-    if (!file || !strcmp(file, "-")) return read_lines(p, stdin, "<stdin>");
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        fprintf(stderr, "clipskip: cannot open %s: %s\n", file, strerror(errno));
-        return -1;
-    }
-    int rc = read_lines(p, f, file);
-    fclose(f);
-    return rc;
+    return read_lines(p, file);
 }
 
 void cs_prompts_free(cs_prompts *p) {

@@ -1,6 +1,7 @@
 /* clipskip tokenize: prompts -> CLIP token ids (one line of output per prompt). */
 #include "clipskip.h"
 #include "cmds.h"
+#include "dataset.h"
 #include "opts.h"
 
 #include <cjson/cJSON.h>
@@ -85,23 +86,19 @@ static int one(const clipskip_tokenizer *tok, const tok_args *a, const char *tex
     return 0;
 }
 
-/* Every line of f is one prompt (the newline, and a carriage return before it, removed). */
-static int lines(const clipskip_tokenizer *tok, const tok_args *a, FILE *f, const char *name) {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int bad = 0;
-    long no = 0;
-    while ((n = getline(&line, &cap, f)) >= 0) {
-        no++;
-        if (n && line[n - 1] == '\n') n--;
-        if (n && line[n - 1] == '\r') n--;
+/* Every line of path ("-": stdin) is one prompt. */
+static int lines(const clipskip_tokenizer *tok, const tok_args *a, const char *path) {
+    cs_dataset *ds = cs_ds_open(path, "lines", NULL, NULL);
+    if (!ds) return 1;
+    int bad = 0, rc;
+    cs_ds_record rec;
+    while ((rc = cs_ds_next(ds, &rec)) > 0) {
         char where[600];
-        snprintf(where, sizeof where, "%s:%ld", name, no);
-        bad |= one(tok, a, line, (size_t)n, where);
+        snprintf(where, sizeof where, "%s:%llu", cs_ds_name(ds), (unsigned long long)rec.line);
+        bad |= one(tok, a, rec.text, rec.len, where);
     }
-    free(line);
-    return bad;
+    cs_ds_close(ds);
+    return bad | (rc < 0);
 }
 
 int cs_cmd_tokenize(int argc, char **argv) {
@@ -152,19 +149,10 @@ int cs_cmd_tokenize(int argc, char **argv) {
         return CS_EXIT_FAIL;
     }
     int bad = 0;
-    if (a.file) {
-        FILE *f = strcmp(a.file, "-") ? fopen(a.file, "rb") : stdin;
-        if (!f) {
-            fprintf(stderr, "clipskip tokenize: cannot open %s\n", a.file);
-            bad = 1;
-        } else {
-            bad |= lines(tok, &a, f, a.file);
-            if (f != stdin) fclose(f);
-        }
-    }
+    if (a.file) bad |= lines(tok, &a, a.file);
     for (int i = 0; i < n_pos; i++) {
         if (!strcmp(pos[i], "-")) {
-            bad |= lines(tok, &a, stdin, "stdin");
+            bad |= lines(tok, &a, "-");
         } else {
             char where[32];
             snprintf(where, sizeof where, "prompt %d", i + 1);
