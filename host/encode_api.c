@@ -55,8 +55,7 @@ clipskip_status clipskip_encoder_init(const clipskip_model *model,
 
 void clipskip_encoder_free(clipskip_encoder *e) {
     if (!e) return;
-    void *bufs[] = {e->h, e->h_alt, e->a, e->qkv, e->att, e->mlp};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) e->ops->release(e->be, bufs[i]);
+    cs_encoder_release_buffers(e);
     e->ops->free(e->be);
     free(e);
 }
@@ -246,15 +245,16 @@ static clipskip_status encode_towers(clipskip_encoder *e, const int32_t *const *
     return CLIPSKIP_OK;
 }
 
+/* Checks a call's arguments; a NULL *o becomes the defaults, kept in *dflt. */
 static clipskip_status check_call(clipskip_encoder *e, int32_t n_rows,
-                                  const clipskip_encode_options **o, clipskip_outputs *out,
-                                  int *t0, int *t1) {
-    static const clipskip_encode_options defaults = {
-        .row = {0, CLIPSKIP_FINAL_LN_AUTO}, .outputs = CLIPSKIP_OUT_HIDDEN,
-        .out_dtype = CLIPSKIP_DTYPE_F32, .tower = 0, .clean = -1};
+                                  const clipskip_encode_options **o, clipskip_encode_options *dflt,
+                                  clipskip_outputs *out, int *t0, int *t1) {
     if (!e || !out) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode: encoder and outputs must not be NULL");
     if (n_rows < 0) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode: n_rows %d < 0", n_rows);
-    if (!*o) *o = &defaults;
+    if (!*o) {
+        *dflt = clipskip_encode_default_options();
+        *o = dflt;
+    }
     CS_TRY(tower_range(e->model, (*o)->tower, t0, t1));
     return check_options(e->model, *o, n_rows, out, *t0, *t1);
 }
@@ -262,7 +262,8 @@ static clipskip_status check_call(clipskip_encoder *e, int32_t n_rows,
 clipskip_status clipskip_encode_ids(clipskip_encoder *e, const int32_t *ids, int32_t n_rows,
                                     const clipskip_encode_options *o, clipskip_outputs *out) {
     int t0 = 0, t1 = 0;
-    CS_TRY(check_call(e, n_rows, &o, out, &t0, &t1));
+    clipskip_encode_options dflt;
+    CS_TRY(check_call(e, n_rows, &o, &dflt, out, &t0, &t1));
     if (n_rows == 0) return CLIPSKIP_OK;
     if (!ids) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_ids: ids is NULL");
     const int32_t *per_tower[CS_MAX_TOWERS] = {ids, ids};
@@ -273,7 +274,8 @@ clipskip_status clipskip_encode_tower_ids(clipskip_encoder *e, const int32_t *co
                                           int32_t n_rows, const clipskip_encode_options *o,
                                           clipskip_outputs *out) {
     int t0 = 0, t1 = 0;
-    CS_TRY(check_call(e, n_rows, &o, out, &t0, &t1));
+    clipskip_encode_options dflt;
+    CS_TRY(check_call(e, n_rows, &o, &dflt, out, &t0, &t1));
     if (n_rows == 0) return CLIPSKIP_OK;
     if (!ids) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_tower_ids: ids_per_tower is NULL");
     for (int t = t0; t < t1; t++)
@@ -303,7 +305,8 @@ clipskip_status clipskip_encode_text(clipskip_encoder *e, const char *const *tex
                                      int32_t n_rows, const clipskip_encode_options *o,
                                      clipskip_outputs *out, clipskip_token_info *info) {
     int t0 = 0, t1 = 0;
-    CS_TRY(check_call(e, n_rows, &o, out, &t0, &t1));
+    clipskip_encode_options dflt;
+    CS_TRY(check_call(e, n_rows, &o, &dflt, out, &t0, &t1));
     if (n_rows == 0) return CLIPSKIP_OK;
     if (!texts) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_text: texts is NULL");
     if (o->clean < -1 || o->clean > CLIPSKIP_CLEAN_HF_FAST)

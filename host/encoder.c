@@ -22,7 +22,7 @@
 
 /* ------------------------------------------------------------------ buffers */
 
-static void release_buffers(clipskip_encoder *e) {
+void cs_encoder_release_buffers(clipskip_encoder *e) {
     void **bufs[] = {&e->h, &e->h_alt, &e->a, &e->qkv, &e->att, &e->mlp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         e->ops->release(e->be, *bufs[i]);
@@ -34,7 +34,7 @@ static void release_buffers(clipskip_encoder *e) {
 /* Activation buffers for m packed token rows (grown, never shrunk). */
 static clipskip_status ensure_buffers(clipskip_encoder *e, size_t m) {
     if (m <= e->cap_tok) return CLIPSKIP_OK;
-    release_buffers(e);
+    cs_encoder_release_buffers(e);
     size_t d = (size_t)e->max_d, chunk = (size_t)e->ops->mlp_chunk_rows(e->be);
     size_t wide = d > (size_t)e->max_e ? d : (size_t)e->max_e; /* a holds (n, E) projections */
     if (chunk > m) chunk = m;
@@ -46,7 +46,7 @@ static clipskip_status ensure_buffers(clipskip_encoder *e, size_t m) {
     e->mlp = e->att ? e->ops->alloc(e->be, CS_BUF_ACT, chunk * (size_t)e->max_f) : NULL;
     if (!e->mlp) {
         clipskip_status st = clipskip_last_status();
-        release_buffers(e);
+        cs_encoder_release_buffers(e);
         return st != CLIPSKIP_OK ? st : cs_fail(CLIPSKIP_ERR_NOMEM, "activation buffers");
     }
     e->cap_tok = m;

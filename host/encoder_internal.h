@@ -49,6 +49,8 @@ void cs_plan_rows(const cs_tower *t, const int32_t *ids, int32_t n,
                   const clipskip_encode_options *opt, int32_t row0, cs_row_plan *rows);
 /* Run one pass of one tower; outputs land in ps->hidden/pooled/embeds after ops->finish. */
 clipskip_status cs_encode_pass(clipskip_encoder *e, cs_pass *ps, int tower, const int32_t *ids);
+/* Give every activation buffer back to the backend (the encoder stays usable). */
+void cs_encoder_release_buffers(clipskip_encoder *e);
 /* First EOS position of a 77-id row (or the first largest id when there is no EOS). */
 int32_t cs_eos_position(const int32_t *ids);
 
