@@ -125,18 +125,8 @@ static clipskip_status repack(clipskip_encoder *e, cs_pass *ps, const int32_t *o
     return e->ops->set_seqs(e->be, ps->n_seq, ps->lens);
 }
 
-static uint64_t hash_bytes(const void *p, size_t n) {
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 static uint64_t hash_lens(const int32_t *lens, int32_t n) {
-    return hash_bytes(lens, (size_t)n * sizeof *lens);
+    return cs_hash_bytes(lens, (size_t)n * sizeof *lens);
 }
 
 /* ------------------------------------------------------------------ layers */
@@ -188,7 +178,7 @@ static clipskip_status run_layers(clipskip_encoder *e, cs_pass *ps, int tw, int 
     const cs_backend_ops *o = e->ops;
     const void *bufs[] = {e->h, e->h_alt, e->a, e->qkv, e->att, e->mlp};
     cs_graph_key key = {tw, l0, l1, ps->n_seq, ps->m, hash_lens(ps->lens, ps->n_seq), last_only,
-                        hash_bytes(bufs, sizeof bufs)};
+                        cs_hash_bytes(bufs, sizeof bufs)};
     if (o->graph_begin) {
         int r = o->graph_begin(e->be, &key);
         if (r < 0) return clipskip_last_status() ? clipskip_last_status() : CLIPSKIP_ERR_BACKEND;

@@ -75,6 +75,9 @@ size_t cs_npy_header(char hdr[CS_NPY_HEADER_MAX], clipskip_dtype dtype, int ndim
 clipskip_status cs_npy_write(const char *path, const void *data, clipskip_dtype dtype,
                              int ndim, const int64_t *shape);
 
+/* A fast 64-bit hash of n bytes (word at a time, then mixed); not for adversarial keys. */
+uint64_t cs_hash_bytes(const void *p, size_t n);
+
 /* Number of online CPUs (>= 1). */
 int cs_cpu_count(void);
 

@@ -24,20 +24,6 @@ struct cs_cache {
 
 static size_t entry_bytes(const entry *e) { return sizeof *e + e->klen + e->vlen; }
 
-uint64_t cs_cache_hash(const void *key, size_t len) {
-    const unsigned char *p = key;
-    uint64_t h = 0x243f6a8885a308d3ull ^ len;
-    for (; len >= 8; p += 8, len -= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
-    }
-    for (; len; p++, len--) h = (h ^ *p) * 0x100000001b3ull;
-    h ^= h >> 32;
-    return h * 0xd6e8feb86659fd93ull;
-}
-
 cs_cache *cs_cache_new(size_t max_bytes) {
     cs_cache *c = calloc(1, sizeof *c);
     if (!c) return NULL;

@@ -311,7 +311,7 @@ static int cache_lookup(cs_server *s, cs_encode_req *e) {
         int np = row_parts(e, i, parts);
         if (use) {
             const int32_t *k = row_key(e, i);
-            e->hashes[i] = cs_cache_hash(k, e->key_ints * sizeof(int32_t));
+            e->hashes[i] = cs_hash_bytes(k, e->key_ints * sizeof(int32_t));
             if (cs_cache_get(s->cache, k, e->key_ints * sizeof(int32_t), e->hashes[i], parts, np)) {
                 e->cache_hits++;
                 continue;

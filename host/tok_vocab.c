@@ -54,28 +54,6 @@ static int unicode_to_byte(int32_t cp) {
     return -1;
 }
 
-/* ------------------------------------------------------------ hashing */
-
-uint64_t cs_hash_bytes(const void *p, size_t n) {
-    const uint8_t *s = p;
-    uint64_t h = 0x243F6A8885A308D3ull ^ (n * 0x9E3779B97F4A7C15ull);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
-        h ^= h >> 31;
-        s += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0x94D049BB133111EBull;
-    h ^= h >> 29;
-    h *= 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 32;
-    return h;
-}
-
 static const char *vocab_str(const clipskip_tokenizer *tok, int32_t id) {
     return tok->str_pool + tok->str_off[id];
 }

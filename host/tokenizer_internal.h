@@ -74,8 +74,6 @@ struct clipskip_tokenizer {
 
 /* The unicode character standing for byte b in vocabulary strings (GPT-2 / CLIP bytes_to_unicode). */
 uint32_t cs_byte_to_unicode(uint8_t b);
-/* Hash of a byte string (also used by the word cache). */
-uint64_t cs_hash_bytes(const void *p, size_t n);
 /* Id of a vocabulary string of n bytes, or -1. */
 int32_t cs_vocab_lookup(const clipskip_tokenizer *tok, const char *s, size_t n);
 /* Rank and merged id of the pair (a, b); returns 0 when the pair does not merge. */

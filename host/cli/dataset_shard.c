@@ -70,11 +70,8 @@ static int same_ids(const cs_shard *s, const cs_run *r, int32_t a, int32_t b) {
 /* The earlier unique row with the same ids in every tower as row cand, or -1 after entering
  * cand in the table. */
 static int32_t find_duplicate(cs_shard *s, const cs_run *r, int32_t cand) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a over every tower's ids */
-    for (int t = 0; t < r->t1 - r->t0; t++) {
-        const unsigned char *b = (const unsigned char *)(s->ids[t] + (size_t)cand * T);
-        for (size_t k = 0; k < T * sizeof(int32_t); k++) h = (h ^ b[k]) * 1099511628211ull;
-    }
+    /* the first tower's ids: equal rows have equal ids in every tower, same_ids checks all */
+    uint64_t h = cs_hash_bytes(s->ids[0] + (size_t)cand * T, T * sizeof(int32_t));
     for (size_t i = h & (s->hcap - 1);; i = (i + 1) & (s->hcap - 1)) {
         if (!s->htab[i]) {
             s->htab[i] = cand + 1;

@@ -3,6 +3,7 @@
  * and a two-tower (SDXL-shaped) model served in-process: concatenated hidden states and
  * per-tower padding equal the library's own TOWER_ALL encode, bitwise. */
 #include "http_test.h"
+#include "internal.h"
 #include "lru_cache.h"
 #include "model.h"
 #include "server.h"
@@ -109,24 +110,24 @@ static void test_cache(void) {
     REQUIRE(c);
     for (int i = 0; i < 3; i++) {
         v[0] = (char)i;
-        cs_cache_put(c, &keys[i], 8, cs_cache_hash(&keys[i], 8), &in, 1);
+        cs_cache_put(c, &keys[i], 8, cs_hash_bytes(&keys[i], 8), &in, 1);
     }
-    CHECK(cs_cache_get(c, &keys[0], 8, cs_cache_hash(&keys[0], 8), &o, 1) && out[0] == 0 && out[1] == 7);
+    CHECK(cs_cache_get(c, &keys[0], 8, cs_hash_bytes(&keys[0], 8), &o, 1) && out[0] == 0 && out[1] == 7);
     cs_cache_get_stats(c, &st);
     CHECK(st.entries == 3 && (size_t)st.bytes == 3 * per && st.hits == 1);
     v[0] = 9;
-    cs_cache_put(c, &keys[3], 8, cs_cache_hash(&keys[3], 8), &in, 1); /* evicts the LRU entry: key 2 */
+    cs_cache_put(c, &keys[3], 8, cs_hash_bytes(&keys[3], 8), &in, 1); /* evicts the LRU entry: key 2 */
     cs_cache_get_stats(c, &st);
     CHECK((size_t)st.bytes == 3 * per && st.evictions == 1);
-    CHECK(cs_cache_get(c, &keys[0], 8, cs_cache_hash(&keys[0], 8), &o, 1)); /* recently used: kept */
-    CHECK(!cs_cache_get(c, &keys[1], 8, cs_cache_hash(&keys[1], 8), &o, 1));
-    CHECK(cs_cache_get(c, &keys[3], 8, cs_cache_hash(&keys[3], 8), &o, 1) && out[0] == 9);
+    CHECK(cs_cache_get(c, &keys[0], 8, cs_hash_bytes(&keys[0], 8), &o, 1)); /* recently used: kept */
+    CHECK(!cs_cache_get(c, &keys[1], 8, cs_hash_bytes(&keys[1], 8), &o, 1));
+    CHECK(cs_cache_get(c, &keys[3], 8, cs_hash_bytes(&keys[3], 8), &o, 1) && out[0] == 9);
     cs_cache_part shorter = {out, 50};
-    CHECK(!cs_cache_get(c, &keys[3], 8, cs_cache_hash(&keys[3], 8), &shorter, 1));
+    CHECK(!cs_cache_get(c, &keys[3], 8, cs_hash_bytes(&keys[3], 8), &shorter, 1));
     char big[4096];
     cs_cache_part huge = {big, sizeof big};
-    cs_cache_put(c, &keys[4], 8, cs_cache_hash(&keys[4], 8), &huge, 1); /* over the bound: not kept */
-    CHECK(!cs_cache_get(c, &keys[4], 8, cs_cache_hash(&keys[4], 8), &huge, 1));
+    cs_cache_put(c, &keys[4], 8, cs_hash_bytes(&keys[4], 8), &huge, 1); /* over the bound: not kept */
+    CHECK(!cs_cache_get(c, &keys[4], 8, cs_hash_bytes(&keys[4], 8), &huge, 1));
     cs_cache_free(c);
     cs_cache *off = cs_cache_new(0);
     cs_cache_put(off, &keys[0], 8, 1, &in, 1);
