@@ -11,30 +11,32 @@
  * result is bitwise the same whatever M, the batch or the configuration. */
 #include "common.cuh"
 
-#define GEMM_BK 32
-
-/* A shared-memory tile is rows x 32 elements: 64 B per row, four 16-byte chunks. Chunk c of row
- * r is stored at chunk c ^ ((r >> 1) & 3), so the 8 rows one ldmatrix 8x8 reads (same logical
- * chunk) fall in 8 distinct 16-byte bank groups: rows r, r+1 sit half a bank-line apart and the
- * xor spreads the four row pairs over the four chunk slots. cp.async writes fill whole rows, so
- * they are conflict-free whatever the permutation. */
-__device__ __forceinline__ int gemm_swz(int r, int c) {
-    return r * GEMM_BK + ((c ^ ((r >> 1) & 3)) << 3);
+/* A shared-memory tile is rows x BK elements (BK = 32, 64 or 128), in 16-byte chunks of 8.
+ * BK = 32: 64 B per row, four chunks; chunk c of row r is stored at c ^ ((r >> 1) & 3), so the 8
+ * rows one ldmatrix 8x8 reads (same logical chunk) fall in 8 distinct 16-byte bank groups: rows
+ * r, r+1 sit half a bank-line apart and the xor spreads the four row pairs over the four slots.
+ * BK >= 64: rows are whole 128-byte bank lines; chunk c is stored at c ^ (r & 7), which gives
+ * the 8 rows 8 distinct slots (slot j and j + 8 of a 256-byte row share banks, and the xor only
+ * touches the low 3 bits). cp.async writes fill whole rows, so they are conflict-free whatever
+ * the permutation. */
+template <int BK> __device__ __forceinline__ int gemm_swz(int r, int c) {
+    return BK == 32 ? r * 32 + ((c ^ ((r >> 1) & 3)) << 3) : r * BK + ((c ^ (r & 7)) << 3);
 }
 
 /* Queue the copy of one ROWS x BK tile (rows row0.., columns k0..) of g (ld = K) into s. */
-template <typename T, int ROWS, int NT>
+template <typename T, int ROWS, int BK, int NT>
 __device__ __forceinline__ void gemm_load_tile(T *s, const T *g, int row0, int rows_valid, int K,
                                                int k0, int tid) {
-    static_assert((ROWS * 4) % NT == 0, "tile chunks must divide evenly among threads");
+    constexpr int CPR = BK / 8; /* chunks per row */
+    static_assert((ROWS * CPR) % NT == 0, "tile chunks must divide evenly among threads");
 #pragma unroll
-    for (int it = 0; it < ROWS * 4 / NT; it++) {
+    for (int it = 0; it < ROWS * CPR / NT; it++) {
         const int i = tid + it * NT;
-        const int r = i >> 2, c = i & 3;
+        const int r = i / CPR, c = i % CPR;
         const int gr = row0 + r, gk = k0 + c * 8;
         const bool ok = gr < rows_valid && gk < K;
         const T *src = ok ? g + (size_t)gr * K + gk : g;
-        cs_cp_async16(s + gemm_swz(r, c), src, ok ? 16 : 0);
+        cs_cp_async16(s + gemm_swz<BK>(r, c), src, ok ? 16 : 0);
     }
 }
 
@@ -60,7 +62,7 @@ __device__ __forceinline__ void gemm_store_pair(const cs_k_gemm_args &a, int row
     *reinterpret_cast<uint32_t *>(static_cast<T *>(a.out) + o) = cs_pack2<T>(v0, v1);
 }
 
-template <typename T, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
+template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
 static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
     gemm_kernel(cs_k_gemm_args a) {
     constexpr int NT = WARPS_M * WARPS_N * 32;
@@ -70,19 +72,19 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
 
     extern __shared__ __align__(128) unsigned char gemm_smem[];
     T *sA = reinterpret_cast<T *>(gemm_smem);  /* STAGES x (BM, BK) */
-    T *sB = sA + STAGES * BM * GEMM_BK;        /* STAGES x (BN, BK) */
+    T *sB = sA + STAGES * BM * BK;        /* STAGES x (BN, BK) */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp / WARPS_N, wn = warp % WARPS_N;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const T *X = static_cast<const T *>(a.x), *W = static_cast<const T *>(a.w);
-    const int KT = (a.k + GEMM_BK - 1) / GEMM_BK;
+    const int KT = (a.k + BK - 1) / BK;
 
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
         if (s < KT) {
-            gemm_load_tile<T, BM, NT>(sA + s * BM * GEMM_BK, X, m0, a.m, a.k, s * GEMM_BK, tid);
-            gemm_load_tile<T, BN, NT>(sB + s * BN * GEMM_BK, W, n0, a.n, a.k, s * GEMM_BK, tid);
+            gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, s * BK, tid);
+            gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, s * BK, tid);
         }
         cs_cp_async_commit();
     }
@@ -103,28 +105,28 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
         const int nk = kt + STAGES - 1;
         if (nk < KT) {
             const int s = nk % STAGES;
-            gemm_load_tile<T, BM, NT>(sA + s * BM * GEMM_BK, X, m0, a.m, a.k, nk * GEMM_BK, tid);
-            gemm_load_tile<T, BN, NT>(sB + s * BN * GEMM_BK, W, n0, a.n, a.k, nk * GEMM_BK, tid);
+            gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, nk * BK, tid);
+            gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, nk * BK, tid);
         }
         cs_cp_async_commit(); /* possibly empty: keeps the group count in step */
 
-        const T *tA = sA + (kt % STAGES) * BM * GEMM_BK;
-        const T *tB = sB + (kt % STAGES) * BN * GEMM_BK;
+        const T *tA = sA + (kt % STAGES) * BM * BK;
+        const T *tB = sB + (kt % STAGES) * BN * BK;
 #pragma unroll
-        for (int kk = 0; kk < GEMM_BK / 16; kk++) {
+        for (int kk = 0; kk < BK / 16; kk++) {
             uint32_t af[MI][4], bf[NI][2];
 #pragma unroll
             for (int mi = 0; mi < MI; mi++) {
                 /* lanes 0-15: rows 0-15 at k 0-7; lanes 16-31: rows 0-15 at k 8-15 */
                 const int r = wm * WM + mi * 16 + (lane & 15);
-                cs_ldmatrix_x4(af[mi], tA + gemm_swz(r, kk * 2 + (lane >> 4)));
+                cs_ldmatrix_x4(af[mi], tA + gemm_swz<BK>(r, kk * 2 + (lane >> 4)));
             }
 #pragma unroll
             for (int p = 0; p < NI / 2; p++) {
                 /* matrices: (n 0-7, k 0-7) (n 0-7, k 8-15) (n 8-15, k 0-7) (n 8-15, k 8-15) */
                 const int r = wn * WN + p * 16 + (lane & 7) + ((lane >> 4) << 3);
                 uint32_t t4[4];
-                cs_ldmatrix_x4(t4, tB + gemm_swz(r, kk * 2 + ((lane >> 3) & 1)));
+                cs_ldmatrix_x4(t4, tB + gemm_swz<BK>(r, kk * 2 + ((lane >> 3) & 1)));
                 bf[2 * p][0] = t4[0];
                 bf[2 * p][1] = t4[1];
                 bf[2 * p + 1][0] = t4[2];
@@ -155,60 +157,97 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
     }
 }
 
-/* ---- configurations: (BM, BN, warps M x N, stages, min blocks per SM) */
-#define GEMM_CFG_L 128, 128, 2, 4, 4, 2 /* warp 64x32; 64 KB smem; large M */
-#define GEMM_CFG_M 64, 64, 2, 2, 4, 4   /* warp 32x32; 32 KB */
-#define GEMM_CFG_S 32, 32, 2, 2, 6, 4   /* warp 16x16; 24 KB; batch 1 streams weights */
+/* ---- configurations: BM, BN, BK, warps M x N, stages, min blocks per SM. Every one keeps its
+ * shared memory <= 96 KB so that it runs on sm_86/89 (99 KB per block) as well as sm_80/90.
+ * X(index, name, config). The first three are the ones cs_k_gemm_pick uses: on an H100
+ * (bench_kernels sweep, 2026-11-27) each was the fastest or within 5% of it at CLIP-L's shapes
+ * for its range of M; the k32 ones are the first design, kept for the sweep and the tests.
+ * 128x256 and 256x128 (warp tile 64x64, 72 KB) were measured 10-40% slower than 128x128k64 at
+ * batch 256 and 1024 and were dropped. */
+#define GEMM_CONFIGS(X)                                                                    \
+    X(0, "128x128k64", 128, 128, 64, 2, 4, 3, 2) /* warp 64x32;  96 KB; batch >= 32 */     \
+    X(1, "64x64k64", 64, 64, 64, 2, 2, 4, 2)     /* warp 32x32;  64 KB; batch ~8-16 */     \
+    X(2, "32x32k128", 32, 32, 128, 2, 2, 4, 2)   /* warp 16x16;  64 KB; batch 1 */         \
+    X(3, "128x128k32", 128, 128, 32, 2, 4, 4, 2) /* warp 64x32;  64 KB */                  \
+    X(4, "64x64k32", 64, 64, 32, 2, 2, 4, 4)     /* warp 32x32;  32 KB */                  \
+    X(5, "32x32k32", 32, 32, 32, 2, 2, 6, 4)     /* warp 16x16;  24 KB */
 
-static const int gemm_bm[CS_K_GEMM_N_TILES] = {128, 64, 32};
-static const int gemm_bn[CS_K_GEMM_N_TILES] = {128, 64, 32};
+#define GEMM_BM_OF(i, nm, bm, bn, ...) bm,
+#define GEMM_BN_OF(i, nm, bm, bn, ...) bn,
+#define GEMM_NAME_OF(i, nm, ...) nm,
+static const int gemm_bm[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BM_OF)};
+static const int gemm_bn[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BN_OF)};
+static const char *const gemm_names[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_NAME_OF)};
+/* Whether cs_k_gemm_setup could give the configuration its shared memory on this device. */
+static bool gemm_ok[CS_K_GEMM_N_TILES];
 
-template <typename T, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
+template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
 static cudaError_t gemm_launch(const cs_k_gemm_args *a, cudaStream_t stream) {
-    const size_t smem = (size_t)STAGES * (BM + BN) * GEMM_BK * sizeof(T);
+    const size_t smem = (size_t)STAGES * (BM + BN) * BK * sizeof(T);
     const unsigned gy = cs_div_up((size_t)a->m, BM);
     if (gy > 65535u) return cudaErrorInvalidValue;
     dim3 grid(cs_div_up((size_t)a->n, BN), gy);
-    gemm_kernel<T, BM, BN, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS>
+    gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS>
         <<<grid, WARPS_M * WARPS_N * 32, smem, stream>>>(*a);
     return cudaGetLastError();
 }
 
-template <typename T, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
+template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
 static cudaError_t gemm_set_smem() {
-    const int smem = STAGES * (BM + BN) * GEMM_BK * (int)sizeof(T);
-    return cudaFuncSetAttribute(gemm_kernel<T, BM, BN, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS>,
+    const int smem = STAGES * (BM + BN) * BK * (int)sizeof(T);
+    return cudaFuncSetAttribute(gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-}
-
-template <typename T> static cudaError_t gemm_setup_t() {
-    cudaError_t e;
-    if ((e = gemm_set_smem<T, GEMM_CFG_L>()) != cudaSuccess) return e;
-    if ((e = gemm_set_smem<T, GEMM_CFG_M>()) != cudaSuccess) return e;
-    return gemm_set_smem<T, GEMM_CFG_S>();
 }
 
 template <typename T>
 static cudaError_t gemm_dispatch(const cs_k_gemm_args *a, int tile, cudaStream_t stream) {
     switch (tile) {
-    case CS_K_GEMM_TILE_128x128: return gemm_launch<T, GEMM_CFG_L>(a, stream);
-    case CS_K_GEMM_TILE_64x64: return gemm_launch<T, GEMM_CFG_M>(a, stream);
-    case CS_K_GEMM_TILE_32x32: return gemm_launch<T, GEMM_CFG_S>(a, stream);
+#define GEMM_CASE(i, nm, ...) \
+    case i: return gemm_launch<T, __VA_ARGS__>(a, stream);
+        GEMM_CONFIGS(GEMM_CASE)
+#undef GEMM_CASE
     }
     return cudaErrorInvalidValue;
 }
 
 extern "C" cudaError_t cs_k_gemm_setup(void) {
-    cudaError_t e = gemm_setup_t<__half>();
-    return e != cudaSuccess ? e : gemm_setup_t<__nv_bfloat16>();
+    int dev = 0, optin = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    if (e != cudaSuccess) return e;
+#define GEMM_SETUP(i, nm, bm, bn, bk, wm, wn, st, mb)                                          \
+    gemm_ok[i] = st * (bm + bn) * bk * 2 <= optin;                                            \
+    if (gemm_ok[i]) {                                                                         \
+        if ((e = gemm_set_smem<__half, bm, bn, bk, wm, wn, st, mb>()) != cudaSuccess) return e;  \
+        if ((e = gemm_set_smem<__nv_bfloat16, bm, bn, bk, wm, wn, st, mb>()) != cudaSuccess)     \
+            return e;                                                                         \
+    }
+    GEMM_CONFIGS(GEMM_SETUP)
+#undef GEMM_SETUP
+    return cudaSuccess;
 }
 
+extern "C" const char *cs_k_gemm_tile_name(int tile) {
+    return tile >= 0 && tile < CS_K_GEMM_N_TILES ? gemm_names[tile] : "?";
+}
+
+extern "C" int cs_k_gemm_tile_usable(int tile) {
+    return tile >= 0 && tile < CS_K_GEMM_N_TILES && gemm_ok[tile];
+}
+
+/* Preference order, largest work per block first; the first that still gives every SM a block
+ * wins, else the last (most blocks). */
+static const int gemm_pref[] = {CS_K_GEMM_TILE_128x128, CS_K_GEMM_TILE_64x64, CS_K_GEMM_TILE_32x32};
+
 extern "C" cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int n_sm) {
-    for (int t = 0; t < CS_K_GEMM_N_TILES - 1; t++) {
+    const int np = (int)(sizeof gemm_pref / sizeof gemm_pref[0]);
+    for (int i = 0; i < np - 1; i++) {
+        const int t = gemm_pref[i];
+        if (!gemm_ok[t]) continue;
         const size_t blocks = (size_t)cs_div_up((size_t)m, gemm_bm[t]) * cs_div_up((size_t)n, gemm_bn[t]);
         if (blocks >= (size_t)n_sm) return (cs_k_gemm_tile)t;
     }
-    return (cs_k_gemm_tile)(CS_K_GEMM_N_TILES - 1);
+    return (cs_k_gemm_tile)gemm_pref[np - 1];
 }
 
 extern "C" cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cudaStream_t stream) {
@@ -217,6 +256,7 @@ extern "C" cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cu
     if (((uintptr_t)a->x | (uintptr_t)a->w) % 16 || (uintptr_t)a->out % 8) return cudaErrorInvalidValue;
     if (a->m == 0) return cudaSuccess;
     if (tile < 0) tile = cs_k_gemm_pick(a->m, a->n, n_sm);
+    if (tile >= CS_K_GEMM_N_TILES || !gemm_ok[tile]) return cudaErrorInvalidValue;
     if (a->dtype == CLIPSKIP_DTYPE_F16) return gemm_dispatch<__half>(a, tile, stream);
     if (a->dtype == CLIPSKIP_DTYPE_BF16) return gemm_dispatch<__nv_bfloat16>(a, tile, stream);
     return cudaErrorInvalidValue;

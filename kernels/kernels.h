@@ -62,18 +62,30 @@ typedef struct {
     clipskip_act act;   /* for CS_K_EPI_BIAS_ACT */
 } cs_k_gemm_args;
 
-/* Tile configurations of the native GEMM; all share BK = 32 and the k order. */
-typedef enum { CS_K_GEMM_TILE_128x128 = 0, CS_K_GEMM_TILE_64x64 = 1, CS_K_GEMM_TILE_32x32 = 2,
-               CS_K_GEMM_N_TILES = 3 } cs_k_gemm_tile;
+/* Tile configurations of the native GEMM (BM x BN, k-tile BK; kernels/gemm.cu has the table).
+ * They differ in which block computes an element and how many k-steps a pipeline stage holds,
+ * never in the order of the k-steps: all give bitwise the same result. */
+typedef enum {
+    CS_K_GEMM_TILE_128x128 = 0, /* BK 64 */
+    CS_K_GEMM_TILE_64x64 = 1,   /* BK 64 */
+    CS_K_GEMM_TILE_32x32 = 2,   /* BK 128 */
+    CS_K_GEMM_TILE_128x128_K32 = 3, CS_K_GEMM_TILE_64x64_K32 = 4, CS_K_GEMM_TILE_32x32_K32 = 5,
+    CS_K_GEMM_N_TILES = 6
+} cs_k_gemm_tile;
 
 /* Once per device (current device) before the first cs_k_gemm: raises the dynamic shared
  * memory limit of the kernels that need more than 48 KB. */
 cudaError_t cs_k_gemm_setup(void);
+/* "128x256k32" etc.; "?" out of range. */
+const char *cs_k_gemm_tile_name(int tile);
+/* Whether the device (after cs_k_gemm_setup) can run the configuration (shared memory). */
+int cs_k_gemm_tile_usable(int tile);
 /* The tile configuration cs_k_gemm picks for (m, n) on a device with n_sm multiprocessors:
  * the largest tile that still makes at least n_sm blocks, else the smallest. */
 cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int n_sm);
 /* Tensor-core GEMM (mma.sync m16n8k16, ldmatrix, cp.async pipeline) with a fused epilogue.
- * tile < 0: cs_k_gemm_pick(m, n, n_sm); else that configuration (tests, benchmarks). */
+ * tile < 0: cs_k_gemm_pick(m, n, n_sm); else that configuration (tests, benchmarks;
+ * cudaErrorInvalidValue when it is not usable on this device). */
 cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cudaStream_t stream);
 
 /* Causal multi-head attention, one block per (sequence, head).
