@@ -143,7 +143,7 @@ __device__ __forceinline__ void attn_tile(T *out, const T *sQ, const T *sK, cons
 template <typename T>
 static __global__ void __launch_bounds__(ATT_WARPS * 32)
     attention_kernel(T *out, const T *qkv, const int32_t *offsets, int d, float scale,
-                     int last_only) {
+                     int last_only, int split) {
     __shared__ __align__(16) T sQ[CS_K_ATTN_MAX_T * ATT_LD];
     __shared__ __align__(16) T sK[CS_K_ATTN_MAX_T * ATT_LD];
     __shared__ __align__(16) T sV[CS_K_ATTN_MAX_T * ATT_LD];
@@ -151,9 +151,15 @@ static __global__ void __launch_bounds__(ATT_WARPS * 32)
     const int r0 = offsets[seq], len = offsets[seq + 1] - r0;
     if (len <= 0 || len > CS_K_ATTN_MAX_T) return; /* the host validated; never index past smem */
     const size_t ld = 3 * (size_t)d;
+    const int n_tiles = (len + 15) >> 4;
+    const int first = last_only ? n_tiles - 1 : 0;
+    /* split: this block does query tile blockIdx.z alone and needs rows 0 .. 16 z + 15 only */
+    const int zt = blockIdx.z;
+    if (split && (zt >= n_tiles || zt < first)) return;
+    const int rows = split ? (zt + 1) * 16 : CS_K_ATTN_MAX_T;
 
     /* 8 chunks of 16 B per row and matrix; rows past len are zeros (see the header note) */
-    for (int i = threadIdx.x; i < CS_K_ATTN_MAX_T * 8; i += blockDim.x) {
+    for (int i = threadIdx.x; i < rows * 8; i += blockDim.x) {
         const int j = i >> 3, c = i & 7;
         uint4 q = make_uint4(0, 0, 0, 0), k = q, v = q;
         if (j < len) {
@@ -168,9 +174,11 @@ static __global__ void __launch_bounds__(ATT_WARPS * 32)
     }
     __syncthreads();
 
-    const int n_tiles = (len + 15) >> 4;
-    const int first = last_only ? n_tiles - 1 : 0;
     const int warp = threadIdx.x >> 5;
+    if (split) {
+        if (warp == 0) attn_tile<T>(out, sQ, sK, sV, zt, len, r0, seq, h, d, scale, last_only);
+        return;
+    }
     for (int qt = first + warp; qt < n_tiles; qt += ATT_WARPS)
         attn_tile<T>(out, sQ, sK, sV, qt, len, r0, seq, h, d, scale, last_only);
 }
@@ -238,6 +246,16 @@ static __global__ void __launch_bounds__(ATT_WARPS * 32)
     }
 }
 
+/* Multiprocessors of the current device (the split rule); 0 when it cannot be read. A cheap
+ * runtime query, and allowed while a stream is being captured. */
+static int att_n_sm(void) {
+    int dev = 0, n = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        return 0;
+    return n;
+}
+
 extern "C" cudaError_t cs_k_attention(void *out, const void *qkv, const int32_t *offsets,
                                       int32_t n_seq, int32_t n_heads, int32_t d, float scale,
                                       int last_only, clipskip_dtype dtype, cudaStream_t stream) {
@@ -247,15 +265,20 @@ extern "C" cudaError_t cs_k_attention(void *out, const void *qkv, const int32_t 
     const int fast = dh == CS_K_ATTN_HEAD_DIM && ((uintptr_t)qkv | (uintptr_t)out) % 16 == 0;
     if (n_seq == 0) return cudaSuccess;
     dim3 grid((unsigned)n_seq, (unsigned)n_heads);
+    /* Few (sequence, head) blocks (small batches) leave most SMs idle and each block walks its
+     * query tiles in turn: then give every query tile its own block (grid.z). Same tile code,
+     * so the same bits; K and V are read up to 3x more often, which small batches can afford. */
+    const int split = fast && !last_only && (size_t)n_seq * n_heads < (size_t)2 * att_n_sm();
+    dim3 grid_split((unsigned)n_seq, (unsigned)n_heads, ATT_TILES);
     if (dtype == CLIPSKIP_DTYPE_F16) {
         __half *o = static_cast<__half *>(out);
         const __half *q = static_cast<const __half *>(qkv);
-        if (fast) attention_kernel<<<grid, ATT_WARPS * 32, 0, stream>>>(o, q, offsets, d, scale, last_only);
+        if (fast) attention_kernel<<<split ? grid_split : grid, ATT_WARPS * 32, 0, stream>>>(o, q, offsets, d, scale, last_only, split);
         else attention_generic_kernel<<<grid, ATT_WARPS * 32, 0, stream>>>(o, q, offsets, d, dh, scale, last_only);
     } else if (dtype == CLIPSKIP_DTYPE_BF16) {
         __nv_bfloat16 *o = static_cast<__nv_bfloat16 *>(out);
         const __nv_bfloat16 *q = static_cast<const __nv_bfloat16 *>(qkv);
-        if (fast) attention_kernel<<<grid, ATT_WARPS * 32, 0, stream>>>(o, q, offsets, d, scale, last_only);
+        if (fast) attention_kernel<<<split ? grid_split : grid, ATT_WARPS * 32, 0, stream>>>(o, q, offsets, d, scale, last_only, split);
         else attention_generic_kernel<<<grid, ATT_WARPS * 32, 0, stream>>>(o, q, offsets, d, dh, scale, last_only);
     } else {
         return cudaErrorInvalidValue;
