@@ -69,6 +69,10 @@ typedef struct cs_backend_ops {
     const char *(*device_name)(const cs_backend *be);
     void (*memory)(const cs_backend *be, size_t *weights, size_t *activations);
 
+    /* Optional: host memory the device copies into directly (clipskip_host_alloc); NULL ops
+     * mean ordinary aligned memory. */
+    void *(*host_alloc)(cs_backend *be, size_t bytes);
+    void (*host_free)(cs_backend *be, void *p);
     /* Buffer of n elements of the kind (contents undefined). NULL + error on failure. */
     void *(*alloc)(cs_backend *be, cs_buf_kind kind, size_t n);
     void (*release)(cs_backend *be, void *buf);

@@ -132,6 +132,7 @@ struct cs_backend {
     size_t dl_scratch_bytes;
     char *dl_host;
     size_t dl_cap, dl_used;
+    size_t dl_direct_min; /* downloads of at least this many bytes go straight to the caller */
     cs_cu_pending *pend;
     int n_pend, cap_pend;
 

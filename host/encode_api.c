@@ -79,6 +79,28 @@ double clipskip_encoder_last_device_seconds(const clipskip_encoder *e) {
     return e ? e->last_device_s : -1.0;
 }
 
+void *clipskip_host_alloc(clipskip_encoder *e, size_t bytes) {
+    if (!e || bytes == 0) {
+        cs_fail(CLIPSKIP_ERR_INVALID_ARG, "host_alloc: %s", e ? "0 bytes" : "NULL encoder");
+        return NULL;
+    }
+    if (e->ops->host_alloc) return e->ops->host_alloc(e->be, bytes);
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes)) {
+        cs_fail(CLIPSKIP_ERR_NOMEM, "host_alloc: out of memory for %zu bytes", bytes);
+        return NULL;
+    }
+    return p;
+}
+
+void clipskip_host_free(clipskip_encoder *e, void *p) {
+    if (!p) return;
+    if (e && e->ops->host_free)
+        e->ops->host_free(e->be, p);
+    else
+        free(p);
+}
+
 clipskip_status clipskip_encoder_measure_peak(clipskip_encoder *e, double *flops_per_s,
                                               double *bytes_per_s) {
     if (!e || !flops_per_s || !bytes_per_s)

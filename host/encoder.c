@@ -205,16 +205,30 @@ static clipskip_status take_hidden(clipskip_encoder *e, cs_pass *ps, int tw, int
     /* One LN over the whole packing: cheaper than a launch per row, a LN is ~1% of a layer. */
     if (any_ln) CS_TRY(o->layernorm(e->be, tw, 0, CS_LN_FINAL, e->h, e->a, ps->m));
     size_t row_elems = (size_t)CLIPSKIP_CONTEXT * d, esz = cs_dtype_size(ps->out_dtype);
-    for (int32_t i = 0; i < ps->n_rows; i++) {
+    /* One download per run of rows that sit back to back both in the packing and in the
+     * output (the usual case: the whole batch in one copy, not one per prompt). */
+    for (int32_t i = 0; i < ps->n_rows;) {
         const cs_row_plan *r = &ps->rows[i];
-        if (!r->len || r->hid_depth != l) continue;
+        if (!r->len || r->hid_depth != l) {
+            i++;
+            continue;
+        }
+        int32_t n = 1;
+        while (i + n < ps->n_rows) {
+            const cs_row_plan *q = &ps->rows[i + n];
+            if (!q->len || q->hid_depth != l || q->final_ln != r->final_ln ||
+                q->row != r->row + n || q->off != r->off + n * CLIPSKIP_CONTEXT)
+                break;
+            n++;
+        }
         void *dst = (char *)ps->hidden + (size_t)r->row * row_elems * esz;
         if (r->final_ln)
-            CS_TRY(o->download(e->be, CS_BUF_ACT, e->a, (size_t)r->off * d, row_elems, dst,
-                            ps->out_dtype));
+            CS_TRY(o->download(e->be, CS_BUF_ACT, e->a, (size_t)r->off * d, n * row_elems, dst,
+                               ps->out_dtype));
         else
-            CS_TRY(o->download(e->be, CS_BUF_RESID, e->h, (size_t)r->off * d, row_elems, dst,
-                            ps->out_dtype));
+            CS_TRY(o->download(e->be, CS_BUF_RESID, e->h, (size_t)r->off * d, n * row_elems, dst,
+                               ps->out_dtype));
+        i += n;
     }
     return CLIPSKIP_OK;
 }

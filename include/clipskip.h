@@ -258,6 +258,16 @@ const char *clipskip_encoder_device(const clipskip_encoder *enc);
 void clipskip_encoder_memory(const clipskip_encoder *enc, size_t *weight_bytes,
                              size_t *activation_bytes);
 
+/* Host memory for encode outputs that the encoder's device can write straight into: page-locked
+ * (pinned) on CUDA, so a download is one direct copy instead of the driver staging pageable
+ * memory (on the first H100 measured, 2026-11-27, a (256, 77, 768) f32 output took ~10 ms into
+ * pageable memory). Any encoder output may live there or in ordinary memory; pinned memory
+ * is a scarce OS resource, so allocate it once and reuse it. On CPU: ordinary 64-byte aligned
+ * memory. Free with clipskip_host_free on the same encoder, before clipskip_encoder_free.
+ * NULL (with clipskip_last_error) on failure. */
+void *clipskip_host_alloc(clipskip_encoder *enc, size_t bytes);
+void clipskip_host_free(clipskip_encoder *enc, void *p);
+
 /* Device-timed seconds (CUDA events) of the last encode call on this encoder, or -1 when the
  * backend has no device timer (CPU: use a host clock). */
 double clipskip_encoder_last_device_seconds(const clipskip_encoder *enc);
