@@ -232,9 +232,11 @@ def measure_point(torch, args, v, ids, skip, depth, peak):
     v.prepare(ids, skip, depth)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    if args.device == "cuda" and args.output == "host":
-        # clipskip's API writes into caller (pageable host) memory as f32: do the same
-        host = torch.empty((b, CONTEXT, width), dtype=torch.float32)
+    if args.device == "cuda" and args.output in ("host", "pinned"):
+        # clipskip's API writes into caller host memory as f32 (plain malloc, or pinned memory
+        # from clipskip_host_alloc, which clipskip bench uses by default): do the same
+        host = torch.empty((b, CONTEXT, width), dtype=torch.float32,
+                           pin_memory=args.output == "pinned")
         wall, dev = time_calls(torch, args, lambda: host.copy_(v(ids, skip, depth)))
     else:
         wall, dev = time_calls(torch, args, lambda: v(ids, skip, depth))
@@ -338,9 +340,11 @@ def parse_args(argv):
     ap.add_argument("--dtype", choices=["f32", "f16", "bf16"], default=None,
                     help="compute dtype (default f32 on cpu, f16 on cuda)")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
-    ap.add_argument("--output", choices=["host", "device"], default="host",
+    ap.add_argument("--output", choices=["host", "pinned", "device"], default="host",
                     help="CUDA: copy each result into a host f32 tensor inside the timed call, as "
-                         "clipskip's API returns it (host), or leave it on the GPU (device)")
+                         "clipskip's API returns it (host: pageable; pinned: page-locked, like "
+                         "clipskip bench's default --out-memory pinned), or leave it on the GPU "
+                         "(device)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--iters", type=int, default=0, help="timed calls per point (0 = --seconds)")
     ap.add_argument("--seconds", type=float, default=1.0)
@@ -390,7 +394,7 @@ def main(argv):
                     "env": {k: os.environ[k] for k in ENV_VARS if k in os.environ}},
         "device": device, "backend": args.device, "threads": threads,
         "compute_dtype": args.dtype,
-        "out_dtype": "f32" if args.device == "cuda" and args.output == "host" else args.dtype,
+        "out_dtype": "f32" if args.device == "cuda" and args.output != "device" else args.dtype,
         "output": "host" if args.device == "cpu" else args.output,
         "model": {"name": args.model, "layers": layers, "width": width, "heads": heads, "mlp": mlp,
                   "act": act, "pad_id": pad, "matmul_params_per_layer": 4 * width * width + 2 * width * mlp},

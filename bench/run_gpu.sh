@@ -30,7 +30,7 @@ cat "$DIR/clipskip_gpu.md"
 
 echo "== HF transformers baseline (cuda)" >&2
 if python3 -c "import torch, transformers, sys; sys.exit(0 if torch.cuda.is_available() else 3)" 2>/dev/null; then
-    if ! python3 "$HERE/baseline_hf.py" --device cuda --model vit-l "${POINTS[@]}" \
+    if ! python3 "$HERE/baseline_hf.py" --device cuda --model vit-l --output pinned "${POINTS[@]}" \
             --json "$DIR/hf_gpu.json"; then
         echo "run_gpu.sh: baseline_hf.py failed (above)" >&2
         rc=1

@@ -29,7 +29,7 @@
 
 typedef struct {
     const char *model, *batch, *clip_skip, *json, *plot;
-    int random, backend, dtype, pooled, warmup, iters, threads, quiet, no_text, max_batch;
+    int random, backend, gemm, pageable, dtype, pooled, warmup, iters, threads, quiet, no_text, max_batch;
     int seed;
     double seconds;
 } bench_args;
@@ -336,6 +336,8 @@ static void describe_run(const bench_args *a, clipskip_encoder *enc, cs_bench_ru
     r->backend = cuda ? "cuda" : "cpu";
     r->device = clipskip_encoder_device(enc);
     r->compute_dtype = cuda ? "f16" : "f32";
+    r->gemm = !cuda ? "openblas" : a->gemm ? "cublaslt" : "native";
+    r->out_memory = a->pageable ? "pageable" : cuda ? "pinned" : "host_alloc";
     r->out_dtype = a->dtype ? "f16" : "f32";
     r->weight_bytes = cuda ? 2.0 : 4.0;
     r->threads = a->threads > 0 ? a->threads : (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
@@ -368,6 +370,7 @@ static int run_bench(const bench_args *a, const clipskip_model *m, cs_bench_run 
     clipskip_encoder_params ep = clipskip_encoder_default_params();
     ep.backend = (clipskip_backend)a->backend;
     ep.n_threads = a->threads;
+    ep.gemm = a->gemm ? CLIPSKIP_GEMM_CUBLASLT : CLIPSKIP_GEMM_NATIVE;
     clipskip_encoder *enc = NULL;
     bench_ctx c = {.a = a};
     int rc = CS_EXIT_FAIL;
@@ -385,11 +388,9 @@ static int run_bench(const bench_args *a, const clipskip_model *m, cs_bench_run 
     size_t esz = a->dtype ? 2 : 4, d = (size_t)r->info.d_model;
     ids = malloc((size_t)max_b * CLIPSKIP_CONTEXT * sizeof *ids);
     eos = malloc((size_t)max_b * sizeof *eos);
-    c.hidden = malloc((size_t)max_b * CLIPSKIP_CONTEXT * d * esz);
-    c.pooled = malloc((size_t)max_b * d * esz);
     c.wall = malloc(MAX_SAMPLES * sizeof *c.wall);
     c.dev = malloc(MAX_SAMPLES * sizeof *c.dev);
-    if (!ids || !eos || !c.hidden || !c.pooled || !c.wall || !c.dev) {
+    if (!ids || !eos || !c.wall || !c.dev) {
         fprintf(stderr, "clipskip bench: out of memory for batch %d\n", max_b);
         goto done;
     }
@@ -397,6 +398,15 @@ static int run_bench(const bench_args *a, const clipskip_model *m, cs_bench_run 
     c.ids = ids;
     CS_TRY_EXIT(clipskip_encoder_init(m, &ep, &enc));
     c.enc = enc;
+    /* outputs: clipskip_host_alloc (pinned on CUDA) unless --out-memory pageable */
+    const size_t hb = (size_t)max_b * CLIPSKIP_CONTEXT * d * esz, pb = (size_t)max_b * d * esz;
+    c.hidden = a->pageable ? malloc(hb) : clipskip_host_alloc(enc, hb);
+    c.pooled = a->pageable ? malloc(pb) : clipskip_host_alloc(enc, pb);
+    if (!c.hidden || !c.pooled) {
+        fprintf(stderr, "clipskip bench: no %zu + %zu bytes of %s output memory: %s\n", hb, pb,
+                a->pageable ? "pageable" : "host_alloc", clipskip_last_error());
+        goto done;
+    }
     describe_run(a, enc, r);
     if (plan_points(a, r, batches, skips, eos)) goto done;
     cs_bench_loadavg(r->load_start, sizeof r->load_start);
@@ -410,8 +420,13 @@ static int run_bench(const bench_args *a, const clipskip_model *m, cs_bench_run 
     cs_bench_loadavg(r->load_end, sizeof r->load_end);
     rc = write_results(a, r) ? CS_EXIT_FAIL : CS_EXIT_OK;
 done:
+    if (a->pageable) {
+        free(c.hidden), free(c.pooled);
+    } else if (enc) {
+        clipskip_host_free(enc, c.hidden), clipskip_host_free(enc, c.pooled);
+    }
     clipskip_encoder_free(enc);
-    free(ids), free(eos), free(c.hidden), free(c.pooled), free(c.wall), free(c.dev);
+    free(ids), free(eos), free(c.wall), free(c.dev);
     return rc;
 }
 
@@ -460,7 +475,9 @@ int cs_cmd_bench(int argc, char **argv) {
         {"model", CS_OPT_STR, &a.model, "FILE", "model .safetensors (tower 0 is timed)", 0, 0, 0},
         {"random", CS_OPT_CHOICE, &a.random, 0, "random weights of a real shape instead of --model", CS_RANDOM_CHOICES, 0, 0},
         {"backend", CS_OPT_CHOICE, &a.backend, 0, "compute backend (auto = CUDA when usable)", CS_BACKEND_CHOICES, 0, 0},
+        {"gemm", CS_OPT_CHOICE, &a.gemm, 0, "CUDA GEMMs: the hand-written kernels, or cuBLASLt for comparison (not batch-invariant)", "native|cublaslt", 0, 0},
         {"dtype", CS_OPT_CHOICE, &a.dtype, 0, "output dtype", "f32|f16", 0, 0},
+        {"out-memory", CS_OPT_CHOICE, &a.pageable, 0, "where outputs land: clipskip_host_alloc memory (pinned on CUDA) or plain malloc", "pinned|pageable", 0, 0},
         {"batch", CS_OPT_STR, &a.batch, "LIST", "batch sizes, e.g. 1,8,64,256,1024 (default: 1,8 on CPU, 1,8,64,256,1024 on CUDA)", 0, 0, 0},
         {"clip-skip", CS_OPT_STR, &a.clip_skip, "all|LIST", "clip skips to time, e.g. 1,2,6,12 (all = 1..L)", 0, 0, 0},
         {"pooled", CS_OPT_FLAG, &a.pooled, 0, "also time hidden + pooled output (pooled needs all layers, EOS rows only past the skip depth)", 0, 0, 0},

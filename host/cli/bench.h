@@ -99,6 +99,8 @@ typedef struct {
     const char *backend;      /* "cpu" / "cuda" */
     const char *device;
     const char *compute_dtype, *out_dtype;
+    const char *gemm;         /* "native" / "cublaslt" (CUDA) or "openblas" (CPU) */
+    const char *out_memory;   /* "pinned" / "pageable" / "host_alloc" (CPU) */
     int32_t threads;
     clipskip_tower_info info;
     double peak_flops, peak_bw;

@@ -75,8 +75,8 @@ static void print_header(const cs_bench_run *r, FILE *f) {
     fprintf(f, "- date %s, commit `%s`\n", r->date, cs_bench_commit());
     fprintf(f, "- machine: %s, %ld cores online; load average %s at start, %s at end\n", cpu,
             sysconf(_SC_NPROCESSORS_ONLN), r->load_start, r->load_end);
-    fprintf(f, "- device: %s (backend %s, compute %s, output %s, %d threads)\n", r->device, r->backend,
-            r->compute_dtype, r->out_dtype, r->threads);
+    fprintf(f, "- device: %s (backend %s, GEMMs %s, compute %s, output %s into %s memory, %d threads)\n",
+            r->device, r->backend, r->gemm, r->compute_dtype, r->out_dtype, r->out_memory, r->threads);
     fprintf(f, "- command: `%s`\n", r->command);
     static const char *const vars[] = {"OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
@@ -239,6 +239,8 @@ static cJSON *run_json(const cs_bench_run *r) {
     cJSON_AddStringToObject(o, "backend", r->backend);
     cJSON_AddNumberToObject(o, "threads", r->threads);
     cJSON_AddStringToObject(o, "compute_dtype", r->compute_dtype);
+    cJSON_AddStringToObject(o, "gemm", r->gemm);
+    cJSON_AddStringToObject(o, "out_memory", r->out_memory);
     cJSON_AddStringToObject(o, "out_dtype", r->out_dtype);
     cJSON_AddStringToObject(o, "output", "host"); /* the API writes into caller host memory */
     cJSON_AddItemToObject(o, "model", model_json(r));
