@@ -1,5 +1,5 @@
-/* Kernel variants under study (bench/kernels/), with their own validator and timer in
- * bench_kernels.cu. Not part of the library. */
+/* Shapes shared by bench_kernels.cu's cases (variants under study would be declared here, each
+ * with its validator and timer in bench_kernels.cu). Not part of the library. */
 #ifndef CLIPSKIP_BENCH_KERNELS_H
 #define CLIPSKIP_BENCH_KERNELS_H
 
@@ -20,11 +20,6 @@ typedef struct {
     clipskip_dtype dtype;
     clipskip_act act;
 } cs_bk_mlp_args;
-
-/* The fused MLP (mlp_fused.cu); bitwise equal to FC1(bias+act) then FC2(bias+resid). */
-cudaError_t cs_bk_mlp_fused(const cs_bk_mlp_args *a, cudaStream_t s);
-/* Its shared memory per block (0: d not supported). */
-size_t cs_bk_mlp_fused_smem(int32_t d);
 
 #ifdef __cplusplus
 }

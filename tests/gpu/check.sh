@@ -57,31 +57,33 @@ ARCH=${ARCH:-90}
 
 # ---- binaries
 CARRY=$ROOT/build-gpu-carry
+unpack() { # unpack ARCHIVE DIR: once, with tar or else Python
+    [ -f "$1" ] && [ ! -d "$2" ] || return 0
+    mkdir -p "$2"
+    tar xJf "$1" -C "$2" 2>/dev/null ||
+        python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$1" "$2"
+}
+unpack "$CARRY/bin.tar.xz" "$CARRY/bin"
 if [ -x "$CARRY/bin/test_gpu_invariance" ]; then
     MODE=carried
     BIN=$CARRY/bin
-    if [ -f "$CARRY/lib.tar.xz" ] && [ ! -d "$CARRY/lib" ]; then
-        mkdir -p "$CARRY/lib"
-        tar xJf "$CARRY/lib.tar.xz" -C "$CARRY/lib" 2>/dev/null ||
-            python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
-                "$CARRY/lib.tar.xz" "$CARRY/lib"
-    fi
+    unpack "$CARRY/lib.tar.xz" "$CARRY/lib"
     CUBLAS_DIR=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
     export LD_LIBRARY_PATH="$CARRY/lib:/usr/local/cuda/lib64:${CUBLAS_DIR:-}:${LD_LIBRARY_PATH:-}"
     export CS_TEST_DATA=$ROOT/tests/data
     { echo "carried build: $(cat "$CARRY/BUILD_INFO" 2>/dev/null)"; echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH";
-      for b in "$BIN"/*; do echo "== ldd $b"; ldd "$b" | grep -E "not found|cublas|cudart"; done; } >"$LOG/build.log" 2>&1
+      for b in "$BIN"/*; do echo "== ldd $b"; ldd "$b" | grep -E "not found|cublas|cudart"; done; } >>"$LOG/info.log" 2>&1
     record build "PASS" 0 "carried ($(cat "$CARRY/BUILD_INFO" 2>/dev/null | head -1))"
 else
     MODE=built
     BIN=$ROOT/build-gpu
     t=$(date +%s)
     if cmake -S . -B build-gpu -DCLIPSKIP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
-            -DCMAKE_BUILD_TYPE=Release >"$LOG/build.log" 2>&1 &&
-        timeout 200 cmake --build build-gpu -j"$(nproc)" >>"$LOG/build.log" 2>&1; then
+            -DCMAKE_BUILD_TYPE=Release >>"$LOG/info.log" 2>&1 &&
+        timeout 200 cmake --build build-gpu -j"$(nproc)" >>"$LOG/info.log" 2>&1; then
         record build PASS $(( $(date +%s) - t )) "sm_$ARCH, -j$(nproc)"
     else
-        record build FAIL $(( $(date +%s) - t )) "see build.log (no carried build either)"
+        record build FAIL $(( $(date +%s) - t )) "see info.log (no carried build either)"
     fi
 fi
 
@@ -97,7 +99,7 @@ if [ "$MODE" = built ] && [ -f build-gpu/CTestTestfile.cmake ]; then
     record "ctest -L gpu" "$( [ $rc = 0 ] && echo PASS || echo FAIL )" $(( $(date +%s) - t )) "rc=$rc"
 elif [ "$MODE" = carried ]; then
     for tbin in test_gpu_invariance test_gpu_ops test_gpu_e2e; do
-        [ -x "$BIN/$tbin" ] && run "$tbin" "$LOG/tests.log" 200 "$BIN/$tbin"
+        [ -x "$BIN/$tbin" ] && run "$tbin" "$LOG/tests.log" 90 "$BIN/$tbin"
     done
 fi
 
@@ -108,8 +110,8 @@ KB=$BIN/bench_kernels
 
 # clipskip bench (ViT-L random, cuda) + the HF transformers baseline on the same card, same
 # shapes, same run, then the side-by-side table: bench/run_gpu.sh. Both JSON files are kept
-# ($OUT brings back at most 8 files: info, build, tests, bench_kernels, bench_gpu, sanitizer,
-# summary and the two JSON make 9, so the sanitizer log is the one that may not come back).
+# ($OUT brings back at most 8 files: info (with the build), tests (with the sanitizers),
+# bench_kernels, bench_gpu (with the variants), summary and the two JSON make 7).
 CLI=$BIN/clipskip
 if [ -x "$CLI" ] && [ -x bench/run_gpu.sh ]; then
     BT=$(( $(left) - 60 ))
@@ -125,6 +127,24 @@ else
     record "bench + HF baseline" SKIP 0 "no clipskip binary or bench/run_gpu.sh"
 fi
 
+# ---- end-to-end variants at three batch sizes, full depth: the defaults (outputs in pinned
+# memory from clipskip_host_alloc), outputs in malloc memory (driver copy), the same through
+# the pinned staging + memcpy (CLIPSKIP_CUDA_DOWNLOAD=pinned), cuBLASLt GEMMs, f16 output
+if [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
+    VB=(bench --random vit-l --backend cuda --batch 1,256,1024 --clip-skip 1 --seconds 0.3 --warmup 2 --no-text --quiet)
+    for v in default pageable staged cublaslt f16out; do
+        case $v in
+        default) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" ;;
+        pageable) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --out-memory pageable ;;
+        staged) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_DOWNLOAD=pinned "$CLI" "${VB[@]}" --out-memory pageable ;;
+        cublaslt) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --gemm cublaslt ;;
+        f16out) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --dtype f16 ;;
+        esac
+    done
+else
+    record "variants" SKIP 0 "only $(left)s of the budget left"
+fi
+
 # ---- compute-sanitizer on the kernel test, small shapes, while time is left
 TI=$BIN/test_gpu_invariance
 [ -x "$TI" ] || TI=$BIN/tests/gpu/test_gpu_invariance
@@ -132,7 +152,7 @@ if command -v compute-sanitizer >/dev/null 2>&1 && [ -x "$TI" ]; then
     for tool in memcheck racecheck; do
         L=$(left)
         if [ "$L" -gt 40 ]; then
-            run "sanitizer $tool" "$LOG/sanitizer.log" $(( L - 15 )) env CS_TEST_QUICK=1 \
+            run "sanitizer $tool" "$LOG/tests.log" $(( L - 15 )) env CS_TEST_QUICK=1 \
                 compute-sanitizer --tool "$tool" --error-exitcode 3 "$TI"
         else
             record "sanitizer $tool" SKIP 0 "only ${L}s of the budget left"
@@ -146,6 +166,11 @@ fi
 {
     if [ -f "$LOG/bench_gpu.log" ]; then
         sed -n '/^### clipskip vs HF/,$p' "$LOG/bench_gpu.log" | grep -E "^(\||###)" | head -30
+        echo
+    fi
+    if grep -q "^=== variant" "$LOG/bench_gpu.log" 2>/dev/null; then
+        echo "### variants (batch, p50 ms, device p50 ms, prompts/s)"
+        awk '/^=== variant/{v=$3; sub(":","",v)} /^\| [0-9]+ \| 1 \|/ && v!="" {print "| " v " | " $2 " | " $10 " | " $16 " | " $20 " |"}' "$LOG/bench_gpu.log"
         echo
     fi
     if [ -f "$LOG/bench_kernels.log" ]; then
