@@ -175,9 +175,11 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
 #define GEMM_BM_OF(i, nm, bm, bn, ...) bm,
 #define GEMM_BN_OF(i, nm, bm, bn, ...) bn,
 #define GEMM_NAME_OF(i, nm, ...) nm,
-static const int gemm_bm[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BM_OF)};
-static const int gemm_bn[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BN_OF)};
-static const char *const gemm_names[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_NAME_OF)};
+static const int gemm_bm[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BM_OF) 128, 128, 128, 128};
+static const int gemm_bn[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BN_OF) 128, 256, 128, 256};
+static const char *const gemm_names[CS_K_GEMM_N_TILES] = {
+    GEMM_CONFIGS(GEMM_NAME_OF) "wgmma128x128k64", "wgmma128x256k64", "wgmma128x128k64p",
+    "wgmma128x256k64p"};
 /* Whether cs_k_gemm_setup could give the configuration its shared memory on this device. */
 static bool gemm_ok[CS_K_GEMM_N_TILES];
 
@@ -224,6 +226,9 @@ extern "C" cudaError_t cs_k_gemm_setup(void) {
     }
     GEMM_CONFIGS(GEMM_SETUP)
 #undef GEMM_SETUP
+    int wg[CS_K_GEMM_N_TILES];
+    if ((e = cs_k_gemm_wgmma_setup(wg)) != cudaSuccess) return e;
+    for (int t = CS_K_GEMM_N_MMA_TILES; t < CS_K_GEMM_N_TILES; t++) gemm_ok[t] = wg[t] != 0;
     return cudaSuccess;
 }
 
@@ -257,6 +262,7 @@ extern "C" cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cu
     if (a->m == 0) return cudaSuccess;
     if (tile < 0) tile = cs_k_gemm_pick(a->m, a->n, n_sm);
     if (tile >= CS_K_GEMM_N_TILES || !gemm_ok[tile]) return cudaErrorInvalidValue;
+    if (tile >= CS_K_GEMM_N_MMA_TILES) return cs_k_gemm_wgmma(a, tile, stream);
     if (a->dtype == CLIPSKIP_DTYPE_F16) return gemm_dispatch<__half>(a, tile, stream);
     if (a->dtype == CLIPSKIP_DTYPE_BF16) return gemm_dispatch<__nv_bfloat16>(a, tile, stream);
     return cudaErrorInvalidValue;

@@ -70,13 +70,25 @@ typedef enum {
     CS_K_GEMM_TILE_64x64 = 1,   /* BK 64 */
     CS_K_GEMM_TILE_32x32 = 2,   /* BK 128 */
     CS_K_GEMM_TILE_128x128_K32 = 3, CS_K_GEMM_TILE_64x64_K32 = 4, CS_K_GEMM_TILE_32x32_K32 = 5,
-    CS_K_GEMM_N_TILES = 6
+    /* sm_90a wgmma kernels (kernels/gemm_wgmma.cu, whose header has their status): never
+     * picked yet, usable only on a compute capability 9.0 device running sm_90a code.
+     * 128 x BN tiles, k-tile 64; _P: one wgmma group kept in flight, 4 stages */
+    CS_K_GEMM_TILE_WGMMA = 6, CS_K_GEMM_TILE_WGMMA_256 = 7, CS_K_GEMM_TILE_WGMMA_P = 8,
+    CS_K_GEMM_TILE_WGMMA_256_P = 9,
+    CS_K_GEMM_N_TILES = 10
 } cs_k_gemm_tile;
+/* The mma.sync configurations are 0 .. CS_K_GEMM_N_MMA_TILES - 1 (bitwise equal by design). */
+#define CS_K_GEMM_N_MMA_TILES 6
 
 /* Once per device (current device) before the first cs_k_gemm: raises the dynamic shared
  * memory limit of the kernels that need more than 48 KB. */
 cudaError_t cs_k_gemm_setup(void);
-/* "128x256k32" etc.; "?" out of range. */
+/* kernels/gemm_wgmma.cu: probe the device once (cs_k_gemm_setup calls it); usable[t] = 1 for
+ * each wgmma configuration t the running code and the device's shared memory allow. The
+ * launcher takes cs_k_gemm's arguments and one of the CS_K_GEMM_TILE_WGMMA* values. */
+cudaError_t cs_k_gemm_wgmma_setup(int usable[CS_K_GEMM_N_TILES]);
+cudaError_t cs_k_gemm_wgmma(const cs_k_gemm_args *a, int tile, cudaStream_t stream);
+/* "128x128k64" etc.; "?" out of range. */
 const char *cs_k_gemm_tile_name(int tile);
 /* Whether the device (after cs_k_gemm_setup) can run the configuration (shared memory). */
 int cs_k_gemm_tile_usable(int tile);

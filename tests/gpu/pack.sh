@@ -4,7 +4,8 @@
 # they load, into build-gpu-carry/ (git-ignored), so that tests/gpu/check.sh can run them on a
 # lent GPU machine whose image lacks those packages. Then call the device with
 #     command: tests/gpu/check.sh        carry: ["build-gpu-carry"]
-# Usage: tests/gpu/pack.sh [ARCH]   (default 90: H100/H200). The carry limit is 64 MiB in all.
+# Usage: tests/gpu/pack.sh [ARCH]   (default 90: H100/H200, with the wgmma GEMM's sm_90a code).
+# The carry limit is 64 MiB in all.
 # Not bundled: libc/libm/libstdc++/libgcc (the device's are newer), libcuda (the driver's) and
 # libcublasLt (hundreds of MB; check.sh finds the device's own CUDA 13 copy).
 set -eu

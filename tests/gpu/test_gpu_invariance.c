@@ -76,9 +76,10 @@ static void gemm_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, cs_k_e
     const size_t out_n = (size_t)(m + 2) * n, ob = out_n * cs_dtype_size(odt);
     void *dout = NULL;
     CU(cudaMalloc(&dout, ob));
-    float *res[CS_K_GEMM_N_TILES];
+    float *res[CS_K_GEMM_N_TILES] = {0};
     char what[96];
     for (int t = 0; t < CS_K_GEMM_N_TILES; t++) {
+        if (!cs_k_gemm_tile_usable(t)) continue; /* e.g. wgmma off sm_90a */
         dev_poison(dout, ob);
         if (resid) CU(cudaMemcpy(dout, r0, (size_t)m * n * sizeof(float), cudaMemcpyHostToDevice));
         cs_k_gemm_args a = {dx, dw, epi == CS_K_EPI_NONE ? NULL : db, dout, m, n, k, dt, epi, act};
@@ -86,28 +87,41 @@ static void gemm_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, cs_k_e
         CU(cudaDeviceSynchronize());
         res[t] = dev_get(dout, out_n, odt);
     }
-    /* float64 reference on a sample of rows (all rows for small M) */
+    /* float64 reference on a sample of rows (all rows for small M): the default configuration,
+     * and the wgmma path when this device runs it */
     const int32_t step = m > 256 ? 97 : 1;
-    double num = 0, den = 0;
-    for (int32_t i = 0; i < m; i += step)
-        for (int32_t j = 0; j < n; j++) {
-            double s = 0;
-            for (int32_t q = 0; q < k; q++) s += (double)x[(size_t)i * k + q] * w[(size_t)j * k + q];
-            if (epi != CS_K_EPI_NONE) s += b[j];
-            if (epi == CS_K_EPI_BIAS_ACT) s = act_ref(s, act);
-            const double got = res[0][(size_t)i * n + j] - (resid ? r0[(size_t)i * n + j] : 0);
-            if (!isfinite(got)) num = INFINITY;
-            num += (got - s) * (got - s);
-            den += s * s;
-        }
-    size_t guard = 0, diff = 0;
-    for (size_t i = (size_t)m * n; i < out_n; i++) guard += !isnan(res[0][i]);
-    for (int t = 1; t < CS_K_GEMM_N_TILES; t++)
-        diff += memcmp(res[0], res[t], (size_t)m * n * sizeof(float)) != 0;
-    snprintf(what, sizeof what, "gemm %s %dx%dx%d epi %d vs fp64", cs_dtype_name(dt), m, n, k, (int)epi);
-    report(what, sqrt(num / den) <= 2e-3 && guard == 0, "rel err %.3e", sqrt(num / den));
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t = t ? t + 1 : CS_K_GEMM_N_MMA_TILES) {
+        if (!res[t]) continue;
+        double num = 0, den = 0;
+        for (int32_t i = 0; i < m; i += step)
+            for (int32_t j = 0; j < n; j++) {
+                double s = 0;
+                for (int32_t q = 0; q < k; q++) s += (double)x[(size_t)i * k + q] * w[(size_t)j * k + q];
+                if (epi != CS_K_EPI_NONE) s += b[j];
+                if (epi == CS_K_EPI_BIAS_ACT) s = act_ref(s, act);
+                const double got = res[t][(size_t)i * n + j] - (resid ? r0[(size_t)i * n + j] : 0);
+                if (!isfinite(got)) num = INFINITY;
+                num += (got - s) * (got - s);
+                den += s * s;
+            }
+        size_t guard = 0;
+        for (size_t i = (size_t)m * n; i < out_n; i++) guard += !isnan(res[t][i]);
+        snprintf(what, sizeof what, "gemm %s %dx%dx%d epi %d %s vs fp64", cs_dtype_name(dt), m, n, k,
+                 (int)epi, t ? cs_k_gemm_tile_name(t) : "");
+        report(what, sqrt(num / den) <= 2e-3 && guard == 0, "rel err %.3e", sqrt(num / den));
+    }
+    size_t diff = 0;
+    for (int t = 1; t < CS_K_GEMM_N_MMA_TILES; t++)
+        diff += res[t] && memcmp(res[0], res[t], (size_t)m * n * sizeof(float)) != 0;
     snprintf(what, sizeof what, "gemm %s %dx%dx%d epi %d tiles equal", cs_dtype_name(dt), m, n, k, (int)epi);
     report(what, diff == 0, "%g tile(s) differ", (double)diff);
+    for (int t = CS_K_GEMM_N_MMA_TILES; t < CS_K_GEMM_N_TILES; t++) {
+        if (!res[t]) continue; /* a finding, not a failure: decides how wgmma may be used */
+        size_t nd = 0;
+        for (size_t i = 0; i < (size_t)m * n; i++) nd += memcmp(&res[0][i], &res[t][i], sizeof(float)) != 0;
+        printf("  info  gemm %s %dx%dx%d epi %d: %s vs mma.sync: %zu of %zu outputs differ bitwise\n",
+               cs_dtype_name(dt), m, n, k, (int)epi, cs_k_gemm_tile_name(t), nd, (size_t)m * n);
+    }
     for (int t = 0; t < CS_K_GEMM_N_TILES; t++) free(res[t]);
     CU(cudaFree(dx));
     CU(cudaFree(dw));
