@@ -238,7 +238,10 @@ typedef struct {
     int device;                 /* CUDA device ordinal, default 0 */
     int max_batch;              /* rows per device pass buffers are sized for (default 256);
                                    larger calls are split into passes of max_batch rows */
-    int n_threads;              /* CPU threads for the non-GEMM ops and BLAS, 0 = all cores */
+    int n_threads;              /* CPU threads, 0 = all cores. With more than one, the CPU
+                                   backend splits each GEMM by columns over its own threads and
+                                   sets OpenBLAS (process-wide) to one thread; the environment
+                                   variable CLIPSKIP_CPU_GEMM=blas keeps OpenBLAS's threads */
     clipskip_dtype compute_dtype; /* CUDA weight/activation dtype: F16 (default) or BF16 */
     clipskip_gemm gemm;
 } clipskip_encoder_params;

@@ -1,12 +1,14 @@
-/* Row independence of the CPU encoder, bitwise: a prompt alone, inside a batch of 64, with
- * other rows at other depths, pooled-only or with hidden states, split across passes: always
- * the same bytes. Uses a tiny random tower (no fixture needed). */
+/* Row independence of the CPU encoder, bitwise: a prompt alone, inside a batch, with other rows
+ * at other depths, pooled-only or with hidden states, split across passes: always the same
+ * bytes. Two random towers (no fixture needed): a tiny one, batch 64 (GEMMs padded to
+ * OpenBLAS's row-invariant size), and ViT-L, batch 6 (GEMMs split by columns over the thread
+ * pool, except the few-row ones of the pooled-only last layer, which take the padded path). */
 #include "encoder_internal.h"
 #include "test_util.h"
 
 #include <stdint.h>
 
-#define B 64
+#define B_MAX 64
 #define T CLIPSKIP_CONTEXT
 
 /* Deterministic prompts: BOS, n content ids, EOS, pad. */
@@ -41,20 +43,23 @@ static void free_outs(outs *o) { free(o->hidden), free(o->pooled), free(o->embed
 
 static int same(const float *a, const float *b, size_t n) { return memcmp(a, b, n * 4) == 0; }
 
-int main(void) {
+/* One tower: B rows in passes of max_batch. */
+static void check_family(clipskip_family fam, int B, int max_batch) {
     clipskip_model *m;
-    REQUIRE(cs_model_random(CLIPSKIP_FAMILY_OTHER, 7, CLIPSKIP_DTYPE_F32, &m) == CLIPSKIP_OK);
+    REQUIRE(cs_model_random(fam, 7, CLIPSKIP_DTYPE_F32, &m) == CLIPSKIP_OK);
     const int L = m->towers[0].info.n_layers, d = m->towers[0].info.d_model,
               e = m->towers[0].info.proj_dim;
     clipskip_encoder_params ep = clipskip_encoder_default_params();
     ep.backend = CLIPSKIP_BACKEND_CPU;
-    ep.max_batch = 16; /* batches of 64 run as 4 passes */
+    ep.max_batch = max_batch;
     clipskip_encoder *enc;
     REQUIRE(clipskip_encoder_init(m, &ep, &enc) == CLIPSKIP_OK);
-    int32_t ids[B * T];
+    printf("tower D=%d, %d layers, batch %d in passes of %d (%s)\n", d, L, B, max_batch,
+           clipskip_encoder_device(enc));
+    static int32_t ids[B_MAX * T];
     make_ids(ids, B, 12345u, CLIPSKIP_EOS);
 
-    clipskip_row_options per_row[B];
+    clipskip_row_options per_row[B_MAX];
     for (int i = 0; i < B; i++)
         per_row[i] = (clipskip_row_options){1 + i % L, i % 3 == 0 ? CLIPSKIP_FINAL_LN_ON : CLIPSKIP_FINAL_LN_OFF};
     clipskip_encode_options o = clipskip_encode_default_options();
@@ -105,5 +110,10 @@ int main(void) {
     free_outs(&all);
     clipskip_encoder_free(enc);
     clipskip_model_free(m);
+}
+
+int main(void) {
+    check_family(CLIPSKIP_FAMILY_OTHER, 64, 16); /* batches of 64 run as 4 passes */
+    check_family(CLIPSKIP_FAMILY_CLIP_L, 6, 4);
     TEST_DONE("test_invariance");
 }
