@@ -241,6 +241,15 @@ static clipskip_status cu_open_device(cs_backend *be) {
     CU_TRY(be, cudaEventCreate(&be->ev_start));
     CU_TRY(be, cudaEventCreate(&be->ev_stop));
     CU_TRY(be, cs_k_gemm_setup());
+    const char *lt = getenv("CLIPSKIP_CUDA_GEMM_LARGE_TILE");
+    if (lt && *lt) {
+        for (int t = 0; t < CS_K_GEMM_N_TILES; t++)
+            if (!strcmp(lt, cs_k_gemm_tile_name(t))) be->large_tile = t;
+        if (be->large_tile < 0 || !cs_k_gemm_tile_usable(be->large_tile))
+            return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_GEMM_LARGE_TILE=%s is %s "
+                           "on %s", lt, be->large_tile < 0 ? "not a GEMM tile name" : "not usable",
+                           prop.name);
+    }
     return CLIPSKIP_OK;
 }
 
@@ -276,6 +285,10 @@ static clipskip_status cu_init(const clipskip_model *model, const clipskip_encod
     be->max_batch = p->max_batch;
     const char *g = getenv("CLIPSKIP_CUDA_GRAPHS"); /* "0": never capture (debugging, bench) */
     be->use_graphs = !(g && !strcmp(g, "0"));
+    /* CLIPSKIP_CUDA_GEMM_LARGE_TILE=NAME (cs_k_gemm_tile_name, e.g. wgmma128x256k64p): where
+     * the pick is the 128x128 tile, use NAME instead, to time a configuration end to end
+     * (tests/gpu/check.sh's variants). Every tile gives the same bits. Checked after setup. */
+    be->large_tile = -1;
     /* "pinned": every download through the pinned staging (the comparison in bench) */
     const char *dl = getenv("CLIPSKIP_CUDA_DOWNLOAD");
     be->dl_direct_min = dl && !strcmp(dl, "pinned") ? SIZE_MAX : CU_DL_DIRECT_MIN;
@@ -453,7 +466,9 @@ static clipskip_status cu_gemm(cs_backend *be, int tower, int layer, cs_weight_i
     if (be->gemm_path == CLIPSKIP_GEMM_CUBLASLT)
         return cs_cu_lt_gemm(be, lin, kepi[epi], t->act, x, out, m);
     cs_k_gemm_args a = {x, lin->w, lin->b, out, m, lin->n, lin->k, be->cdt, kepi[epi], t->act};
-    CU_TRY(be, cs_k_gemm(&a, be->n_sm, -1, be->stream));
+    int tile = cs_k_gemm_pick(m, lin->n, be->n_sm);
+    if (be->large_tile >= 0 && tile == CS_K_GEMM_TILE_128x128) tile = be->large_tile;
+    CU_TRY(be, cs_k_gemm(&a, be->n_sm, tile, be->stream));
     return CLIPSKIP_OK;
 }
 

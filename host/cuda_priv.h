@@ -107,6 +107,7 @@ struct cs_backend {
     char name[256];
     clipskip_dtype cdt;          /* ACT element type: F16 or BF16 */
     clipskip_gemm gemm_path;
+    int large_tile;              /* -1, or the GEMM tile that replaces 128x128 (experiments) */
     int max_batch;
     cudaStream_t stream;
 

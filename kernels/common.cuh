@@ -112,6 +112,29 @@ template <> __device__ __forceinline__ void cs_mma16816<__nv_bfloat16>(float d[4
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+/* The GEMM epilogue (gemm.cu, gemm_wgmma.cu) of one pair of adjacent outputs (row, col),
+ * (row, col+1): + bias, then the activation and a round to T, or fp32 out += . */
+template <typename T>
+__device__ __forceinline__ void cs_gemm_store_pair(const cs_k_gemm_args &a, int row, int col,
+                                                float v0, float v1, float b0, float b1) {
+    const size_t o = (size_t)row * a.n + col;
+    v0 += b0;
+    v1 += b1;
+    if (a.epi == CS_K_EPI_BIAS_RESID) {
+        float2 *p = reinterpret_cast<float2 *>(static_cast<float *>(a.out) + o);
+        float2 r = *p;
+        r.x += v0;
+        r.y += v1;
+        *p = r;
+        return;
+    }
+    if (a.epi == CS_K_EPI_BIAS_ACT) {
+        v0 = cs_act(v0, a.act);
+        v1 = cs_act(v1, a.act);
+    }
+    *reinterpret_cast<uint32_t *>(static_cast<T *>(a.out) + o) = cs_pack2<T>(v0, v1);
+}
+
 static inline unsigned cs_div_up(size_t a, unsigned b) { return (unsigned)((a + b - 1) / b); }
 
 #endif

@@ -40,28 +40,6 @@ __device__ __forceinline__ void gemm_load_tile(T *s, const T *g, int row0, int r
     }
 }
 
-/* The epilogue of one pair of adjacent outputs (row, col), (row, col+1). */
-template <typename T>
-__device__ __forceinline__ void gemm_store_pair(const cs_k_gemm_args &a, int row, int col,
-                                                float v0, float v1, float b0, float b1) {
-    const size_t o = (size_t)row * a.n + col;
-    v0 += b0;
-    v1 += b1;
-    if (a.epi == CS_K_EPI_BIAS_RESID) {
-        float2 *p = reinterpret_cast<float2 *>(static_cast<float *>(a.out) + o);
-        float2 r = *p;
-        r.x += v0;
-        r.y += v1;
-        *p = r;
-        return;
-    }
-    if (a.epi == CS_K_EPI_BIAS_ACT) {
-        v0 = cs_act(v0, a.act);
-        v1 = cs_act(v1, a.act);
-    }
-    *reinterpret_cast<uint32_t *>(static_cast<T *>(a.out) + o) = cs_pack2<T>(v0, v1);
-}
-
 template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
 static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
     gemm_kernel(cs_k_gemm_args a) {
@@ -150,9 +128,9 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
 #pragma unroll
         for (int mi = 0; mi < MI; mi++) {
             const int row = m0 + wm * WM + mi * 16 + (lane >> 2);
-            if (row < a.m) gemm_store_pair<T>(a, row, col, acc[mi][ni][0], acc[mi][ni][1], b.x, b.y);
+            if (row < a.m) cs_gemm_store_pair<T>(a, row, col, acc[mi][ni][0], acc[mi][ni][1], b.x, b.y);
             if (row + 8 < a.m)
-                gemm_store_pair<T>(a, row + 8, col, acc[mi][ni][2], acc[mi][ni][3], b.x, b.y);
+                cs_gemm_store_pair<T>(a, row + 8, col, acc[mi][ni][2], acc[mi][ni][3], b.x, b.y);
         }
     }
 }

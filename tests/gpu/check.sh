@@ -129,11 +129,20 @@ fi
 
 # ---- end-to-end variants at three batch sizes, full depth: the defaults (outputs in pinned
 # memory from clipskip_host_alloc), outputs in malloc memory (driver copy), the same through
-# the pinned staging + memcpy (CLIPSKIP_CUDA_DOWNLOAD=pinned), cuBLASLt GEMMs, f16 output
+# the pinned staging + memcpy (CLIPSKIP_CUDA_DOWNLOAD=pinned), cuBLASLt GEMMs, f16 output, and
+# each wgmma GEMM variant in place of the 128x128 tile (CLIPSKIP_CUDA_GEMM_LARGE_TILE)
 if [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     VB=(bench --random vit-l --backend cuda --batch 1,256,1024 --clip-skip 1 --seconds 0.3 --warmup 2 --no-text --quiet)
-    for v in default pageable staged cublaslt f16out; do
+    WG=(wgmma128x128k64 wgmma128x256k64 wgmma128x128k64p wgmma128x256k64p)
+    for v in default pageable staged cublaslt f16out "${WG[@]}"; do
+        if [ "$(left)" -lt 45 ]; then
+            record "variant $v" SKIP 0 "only $(left)s of the budget left"
+            continue
+        fi
         case $v in
+        wgmma*) # the large-batch GEMMs on a wgmma tile (kernels/gemm_wgmma.cu), end to end
+            run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=$v "$CLI" \
+                "${VB[@]}" ;;
         default) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" ;;
         pageable) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --out-memory pageable ;;
         staged) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_DOWNLOAD=pinned "$CLI" "${VB[@]}" --out-memory pageable ;;
