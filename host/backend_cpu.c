@@ -32,8 +32,9 @@
 #define CPU_MAX_HEAD_DIM 256 /* CLIP towers use 64 */
 
 /* Hot loops get AVX-512 / AVX2 clones picked at run time; the build stays baseline x86-64.
+ * (Not under ThreadSanitizer, whose runtime is not up yet when ifunc resolvers run.)
  * -ffp-contract=off (CMake) keeps every clone's arithmetic identical to the scalar code. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define CS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CS_CLONES

@@ -2,6 +2,8 @@
 #include "encoder_internal.h"
 #include "internal.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -306,21 +308,128 @@ clipskip_status clipskip_encode_tower_ids(clipskip_encoder *e, const int32_t *co
     return encode_towers(e, ids, n_rows, o, out, t0, t1);
 }
 
+/* texts[0..n) into ids; errors name the prompt as base + i. */
 static clipskip_status tokenize_all(const clipskip_tokenizer *tok, const cs_tower *t,
-                                    const char *const *texts, int32_t n, int32_t clean,
-                                    int32_t *ids, clipskip_token_info *info) {
+                                    const char *const *texts, int32_t n, int32_t base,
+                                    int32_t clean, int32_t *ids, clipskip_token_info *info) {
     clipskip_clean c = clean < 0 ? t->info.default_clean : (clipskip_clean)clean;
     for (int32_t i = 0; i < n; i++) {
-        if (!texts[i]) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "prompt %d is NULL", i);
+        if (!texts[i]) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "prompt %d is NULL", base + i);
         clipskip_status st = clipskip_tokenize(tok, texts[i], strlen(texts[i]), c, t->info.pad_id,
                                                ids + (size_t)i * CLIPSKIP_CONTEXT,
                                                info ? &info[i] : NULL);
         if (st != CLIPSKIP_OK) {
-            cs_error_prefix("prompt %d: ", i);
+            cs_error_prefix("prompt %d: ", base + i);
             return st;
         }
     }
     return CLIPSKIP_OK;
+}
+
+/* One chunk of prompts tokenized for every tower of the call, on any thread. */
+typedef struct {
+    const clipskip_encoder *e;
+    const char *const *texts;
+    int32_t first, n, clean;
+    int t0, t1;
+    int32_t *ids[CS_MAX_TOWERS]; /* (chunk, 77) each, owned by the caller */
+    clipskip_token_info *info;   /* NULL, or the call's info array (all rows) */
+    clipskip_status st;
+    char msg[512]; /* the failure's detail, carried to the calling thread */
+} tok_chunk;
+
+/* Point c at rows first .. first + n - 1 (its ids buffers stay). */
+static void chunk_at(tok_chunk *c, const clipskip_encoder *e, const char *const *texts,
+                     const clipskip_encode_options *o, int t0, int t1, clipskip_token_info *info,
+                     int32_t first, int32_t n) {
+    c->e = e, c->texts = texts, c->first = first, c->n = n, c->clean = o->clean;
+    c->t0 = t0, c->t1 = t1, c->info = info, c->st = CLIPSKIP_OK, c->msg[0] = 0;
+}
+
+static void tokenize_chunk(tok_chunk *c) {
+    const clipskip_tokenizer *tok = c->e->model->tokenizer;
+    c->st = CLIPSKIP_OK;
+    for (int t = c->t0; t < c->t1 && c->st == CLIPSKIP_OK; t++)
+        c->st = tokenize_all(tok, &c->e->model->towers[t], c->texts + c->first, c->n, c->first,
+                             c->clean, c->ids[t - c->t0],
+                             t == c->t1 - 1 && c->info ? c->info + c->first : NULL);
+    if (c->st != CLIPSKIP_OK) snprintf(c->msg, sizeof c->msg, "%s", clipskip_last_error());
+}
+
+static void *tokenize_chunk_thread(void *arg) {
+    tokenize_chunk(arg);
+    return NULL;
+}
+
+/* Output pointers of rows first.. of the call. */
+static clipskip_outputs outputs_from(const clipskip_encoder *e, const clipskip_outputs *out,
+                                     const clipskip_encode_options *o, int t0, int t1,
+                                     int32_t first) {
+    size_t es = cs_dtype_size(o->out_dtype), width = 0;
+    for (int t = t0; t < t1; t++) width += (size_t)e->model->towers[t].info.d_model;
+    const clipskip_tower_info *last = &e->model->towers[t1 - 1].info;
+    clipskip_outputs r = {NULL, NULL, NULL};
+    if (out->hidden) r.hidden = (char *)out->hidden + (size_t)first * CLIPSKIP_CONTEXT * width * es;
+    if (out->pooled) r.pooled = (char *)out->pooled + (size_t)first * last->d_model * es;
+    if (out->text_embeds)
+        r.text_embeds = (char *)out->text_embeds + (size_t)first * last->proj_dim * es;
+    return r;
+}
+
+/* A call of more than max_batch prompts: chunk c + 1 is tokenized on a second thread while
+ * chunk c is encoded (on CUDA the host would otherwise leave the device idle while it
+ * tokenizes). A tokenization failure stops the call after the chunk being encoded; rows of
+ * earlier chunks are then already written (outputs are unspecified after a failure). */
+static clipskip_status encode_text_overlapped(clipskip_encoder *e, const char *const *texts,
+                                              int32_t n_rows, const clipskip_encode_options *o,
+                                              clipskip_outputs *out, clipskip_token_info *info,
+                                              int t0, int t1) {
+    const int32_t chunk = e->params.max_batch;
+    tok_chunk c[2];
+    memset(c, 0, sizeof c);
+    clipskip_status st = CLIPSKIP_OK;
+    for (int b = 0; b < 2; b++)
+        for (int t = t0; t < t1 && st == CLIPSKIP_OK; t++)
+            if (!(c[b].ids[t - t0] = cs_malloc((size_t)chunk * CLIPSKIP_CONTEXT * sizeof(int32_t))))
+                st = CLIPSKIP_ERR_NOMEM;
+    double dev = e->ops->device_seconds ? 0.0 : -1.0;
+    for (int32_t first = 0, k = 0; st == CLIPSKIP_OK && first < n_rows; first += chunk, k ^= 1) {
+        tok_chunk *cur = &c[k], *next = &c[k ^ 1];
+        if (first == 0) { /* the first chunk: nothing to overlap with */
+            chunk_at(cur, e, texts, o, t0, t1, info, 0, n_rows < chunk ? n_rows : chunk);
+            tokenize_chunk(cur);
+            if ((st = cur->st) != CLIPSKIP_OK) break;
+        }
+        const int32_t nf = first + chunk;
+        pthread_t th;
+        int threaded = 0;
+        if (nf < n_rows) {
+            chunk_at(next, e, texts, o, t0, t1, info, nf, n_rows - nf < chunk ? n_rows - nf : chunk);
+            threaded = pthread_create(&th, NULL, tokenize_chunk_thread, next) == 0;
+            if (!threaded) tokenize_chunk(next); /* no thread: tokenize here, in turn */
+        }
+        clipskip_encode_options oc = *o;
+        if (o->per_row) oc.per_row = o->per_row + first;
+        clipskip_outputs oo = outputs_from(e, out, o, t0, t1, first);
+        st = encode_towers(e, (const int32_t *const *)cur->ids, cur->n, &oc, &oo, t0, t1);
+        if (dev >= 0 && e->last_device_s > 0) dev += e->last_device_s;
+        if (threaded) pthread_join(th, NULL);
+        if (st == CLIPSKIP_OK && nf < n_rows && next->st != CLIPSKIP_OK)
+            st = cs_fail(next->st, "%s", next->msg);
+    }
+    e->last_device_s = dev;
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < CS_MAX_TOWERS; t++) free(c[b].ids[t]);
+    return st;
+}
+
+/* Whether a text call overlaps tokenization with encoding: calls of several passes on CUDA, or
+ * wherever CLIPSKIP_OVERLAP_TOKENIZE=1 (the tests run the path on the CPU backend that way). */
+static int overlap_tokenize(const clipskip_encoder *e, int32_t n_rows) {
+    if (n_rows <= e->params.max_batch) return 0;
+    const char *v = getenv("CLIPSKIP_OVERLAP_TOKENIZE");
+    if (v && *v) return strcmp(v, "0") != 0;
+    return e->ops->kind == CLIPSKIP_BACKEND_CUDA;
 }
 
 clipskip_status clipskip_encode_text(clipskip_encoder *e, const char *const *texts,
@@ -335,11 +444,12 @@ clipskip_status clipskip_encode_text(clipskip_encoder *e, const char *const *tex
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "unknown text cleanup mode %d", o->clean);
     const clipskip_tokenizer *tok = e->model->tokenizer;
     if (!tok) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_text: the model has no tokenizer");
+    if (overlap_tokenize(e, n_rows)) return encode_text_overlapped(e, texts, n_rows, o, out, info, t0, t1);
     int32_t *ids[CS_MAX_TOWERS] = {0};
     clipskip_status st = CLIPSKIP_OK;
     for (int t = t0; t < t1 && st == CLIPSKIP_OK; t++) {
         ids[t - t0] = cs_malloc((size_t)n_rows * CLIPSKIP_CONTEXT * sizeof(int32_t));
-        st = ids[t - t0] ? tokenize_all(tok, &e->model->towers[t], texts, n_rows, o->clean,
+        st = ids[t - t0] ? tokenize_all(tok, &e->model->towers[t], texts, n_rows, 0, o->clean,
                                         ids[t - t0], t == t1 - 1 ? info : NULL)
                          : CLIPSKIP_ERR_NOMEM;
     }

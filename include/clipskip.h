@@ -325,7 +325,10 @@ clipskip_status clipskip_encode_tower_ids(clipskip_encoder *enc,
 
 /* Tokenize and encode B prompts (NUL-terminated UTF-8), each tower with its own pad id and
  * cleanup mode. info (optional, B entries) receives truncation and EOS positions of the last
- * tower encoded. Over-long prompts are truncated to 75 tokens and reported there. */
+ * tower encoded. Over-long prompts are truncated to 75 tokens and reported there.
+ * On CUDA a call of more than max_batch prompts tokenizes pass n + 1 on a second thread while
+ * pass n runs. A prompt that fails to tokenize (its index in the message) fails the call; the
+ * passes before it may already be written: after any failure the outputs are unspecified. */
 clipskip_status clipskip_encode_text(clipskip_encoder *enc, const char *const *texts,
                                      int32_t n_rows, const clipskip_encode_options *opt,
                                      clipskip_outputs *out, clipskip_token_info *info);
