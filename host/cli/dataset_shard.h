@@ -38,6 +38,7 @@ typedef struct {
     size_t hcap;
     int32_t *ids[CS_SHARD_MAX_TOWERS]; /* (n_unique, 77) per tower */
     char *hidden, *pooled, *embeds;    /* (n_unique, ...) encoder outputs */
+    clipskip_encoder *out_enc;         /* the encoder whose clipskip_host_alloc holds them */
 } cs_shard;
 
 cs_shard *cs_shard_new(const cs_run *r);
