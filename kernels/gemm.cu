@@ -20,6 +20,7 @@
  * touches the low 3 bits). cp.async writes fill whole rows, so they are conflict-free whatever
  * the permutation. */
 template <int BK> __device__ __forceinline__ int gemm_swz(int r, int c) {
+    static_assert(BK == 32 || BK == 64 || BK == 128 || BK == 256, "k-tile the swizzle covers");
     return BK == 32 ? r * 32 + ((c ^ ((r >> 1) & 3)) << 3) : r * BK + ((c ^ (r & 7)) << 3);
 }
 
@@ -148,11 +149,13 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
     X(2, "32x32k128", 32, 32, 128, 2, 2, 4, 2)   /* warp 16x16;  64 KB; batch 1 */         \
     X(3, "128x128k32", 128, 128, 32, 2, 4, 4, 2) /* warp 64x32;  64 KB */                  \
     X(4, "64x64k32", 64, 64, 32, 2, 2, 4, 4)     /* warp 32x32;  32 KB */                  \
-    X(5, "32x32k32", 32, 32, 32, 2, 2, 6, 4)     /* warp 16x16;  24 KB */
+    X(5, "32x32k32", 32, 32, 32, 2, 2, 6, 4)     /* warp 16x16;  24 KB */                  \
+    X(6, "32x32k256", 32, 32, 256, 2, 2, 3, 2)   /* warp 16x16;  96 KB; batch 1, not run yet */
 
 #define GEMM_BM_OF(i, nm, bm, bn, ...) bm,
 #define GEMM_BN_OF(i, nm, bm, bn, ...) bn,
 #define GEMM_NAME_OF(i, nm, ...) nm,
+static_assert(CS_K_GEMM_N_MMA_TILES == 7, "GEMM_CONFIGS and kernels.h disagree");
 static const int gemm_bm[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BM_OF) 128, 128, 128, 128};
 static const int gemm_bn[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BN_OF) 128, 256, 128, 256};
 static const char *const gemm_names[CS_K_GEMM_N_TILES] = {

@@ -70,15 +70,16 @@ typedef enum {
     CS_K_GEMM_TILE_64x64 = 1,   /* BK 64 */
     CS_K_GEMM_TILE_32x32 = 2,   /* BK 128 */
     CS_K_GEMM_TILE_128x128_K32 = 3, CS_K_GEMM_TILE_64x64_K32 = 4, CS_K_GEMM_TILE_32x32_K32 = 5,
+    CS_K_GEMM_TILE_32x32_K256 = 6, /* written after the H100 runs, not run yet */
     /* sm_90a wgmma kernels (kernels/gemm_wgmma.cu, whose header has their status): never
      * picked yet, usable only on a compute capability 9.0 device running sm_90a code.
      * 128 x BN tiles, k-tile 64; _P: one wgmma group kept in flight, 4 stages */
-    CS_K_GEMM_TILE_WGMMA = 6, CS_K_GEMM_TILE_WGMMA_256 = 7, CS_K_GEMM_TILE_WGMMA_P = 8,
-    CS_K_GEMM_TILE_WGMMA_256_P = 9,
-    CS_K_GEMM_N_TILES = 10
+    CS_K_GEMM_TILE_WGMMA = 7, CS_K_GEMM_TILE_WGMMA_256 = 8, CS_K_GEMM_TILE_WGMMA_P = 9,
+    CS_K_GEMM_TILE_WGMMA_256_P = 10,
+    CS_K_GEMM_N_TILES = 11
 } cs_k_gemm_tile;
 /* The mma.sync configurations are 0 .. CS_K_GEMM_N_MMA_TILES - 1 (bitwise equal by design). */
-#define CS_K_GEMM_N_MMA_TILES 6
+#define CS_K_GEMM_N_MMA_TILES 7
 
 /* Once per device (current device) before the first cs_k_gemm: raises the dynamic shared
  * memory limit of the kernels that need more than 48 KB. */
