@@ -101,6 +101,12 @@ elif [ "$MODE" = carried ]; then
     for tbin in test_gpu_invariance test_gpu_ops test_gpu_e2e; do
         [ -x "$BIN/$tbin" ] && run "$tbin" "$LOG/tests.log" 90 "$BIN/$tbin"
     done
+    # end to end again with the large GEMMs on the wgmma kernel (Hopper only; elsewhere the
+    # encoder refuses the variable and the step fails fast, which then says so)
+    if [ "$ARCH" = 90 ] && [ -x "$BIN/test_gpu_e2e" ]; then
+        run "test_gpu_e2e wgmma" "$LOG/tests.log" 90 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=wgmma128x256k64p \
+            "$BIN/test_gpu_e2e"
+    fi
 fi
 
 # ---- benchmarks
