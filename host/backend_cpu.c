@@ -383,16 +383,16 @@ static inline float quick_gelu(float x) { return x / (1.f + exp_vec(-1.702f * x)
 static inline float gelu_erf(float x) { return 0.5f * x * (1.f + erff(x * 0.70710678118654752f)); }
 
 typedef struct {
-    float *out;         /* (M, N) */
+    float *out;         /* (M, N), rows ld apart */
     const float *bias;  /* (N) */
-    int n, act;
+    int n, ld, act;
     clipskip_act kind;
 } bias_job;
 
 CS_CLONES static void bias_rows(void *ctx, int64_t r0, int64_t r1) {
     const bias_job *j = ctx;
     for (int64_t i = r0; i < r1; i++) {
-        float *o = j->out + (size_t)i * j->n;
+        float *o = j->out + (size_t)i * j->ld;
         const float *b = j->bias;
         if (!j->act) {
             for (int c = 0; c < j->n; c++) o[c] += b[c];
@@ -407,7 +407,7 @@ CS_CLONES static void bias_rows(void *ctx, int64_t r0, int64_t r1) {
 /* out(M, N) += bias, then the activation when act, in place. */
 static void bias_act(cs_backend *be, float *out, const float *bias, int32_t m, int n, int act,
                      clipskip_act kind) {
-    bias_job j = {out, bias, n, act, kind};
+    bias_job j = {out, bias, n, n, act, kind};
     parallel_rows(be, m, bias_rows, &j);
 }
 
@@ -476,12 +476,8 @@ static void split_task(void *ctx, int64_t t) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->m, nn, j->k, 1.f, j->x, j->k,
                 j->W + (size_t)n0 * j->k, j->k, j->accumulate ? 1.f : 0.f, j->out + n0, j->n);
     if (!j->epi_bias) return;
-    bias_job b = {j->out + n0, j->bias + n0, nn, j->act, j->kind};
-    /* bias_rows walks rows of b.n columns: give it our slice row by row */
-    for (int32_t i = 0; i < j->m; i++) {
-        b.out = j->out + (size_t)i * j->n + n0;
-        bias_rows(&b, 0, 1);
-    }
+    bias_job b = {j->out + n0, j->bias + n0, nn, j->n, j->act, j->kind};
+    bias_rows(&b, 0, j->m);
 }
 
 static clipskip_status cpu_gemm(cs_backend *be, int tower, int layer, cs_weight_id w,
@@ -601,13 +597,12 @@ static double now_s(void) {
 typedef struct {
     float *dst;
     const float *src;
-    size_t n, per_task;
 } copy_job;
 
-static void copy_task(void *ctx, int64_t t) {
+/* Elements [i0, i1) of a parallel copy (parallel_rows over elements). */
+static void copy_elems(void *ctx, int64_t i0, int64_t i1) {
     const copy_job *j = ctx;
-    size_t i0 = (size_t)t * j->per_task, n = i0 + j->per_task < j->n ? j->per_task : j->n - i0;
-    memcpy(j->dst + i0, j->src + i0, n * sizeof(float));
+    memcpy(j->dst + i0, j->src + i0, (size_t)(i1 - i0) * sizeof(float));
 }
 
 /* The ceilings the encoder itself can reach: the GEMM the way cpu_gemm runs it (split over the
@@ -635,9 +630,9 @@ static clipskip_status cpu_measure_peak(cs_backend *be, double *flops_per_s, dou
         }
         t = now_s() - t;
         if (t < best_gemm) best_gemm = t;
-        copy_job cj = {dst, src, copy, (copy + be->n_threads - 1) / be->n_threads};
+        copy_job cj = {dst, src};
         t = now_s();
-        cs_pool_run(be->pool, be->n_threads, copy_task, &cj);
+        parallel_rows(be, (int64_t)copy, copy_elems, &cj);
         t = now_s() - t;
         if (t < best_copy) best_copy = t;
     }
