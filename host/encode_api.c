@@ -346,6 +346,19 @@ static void chunk_at(tok_chunk *c, const clipskip_encoder *e, const char *const 
     c->t0 = t0, c->t1 = t1, c->info = info, c->st = CLIPSKIP_OK, c->msg[0] = 0;
 }
 
+/* ids buffers of rows (77 ids each) for towers t0..t1-1; free them with chunk_free. */
+static clipskip_status chunk_alloc(tok_chunk *c, int32_t rows, int t0, int t1) {
+    memset(c, 0, sizeof *c);
+    for (int t = t0; t < t1; t++)
+        if (!(c->ids[t - t0] = cs_malloc((size_t)rows * CLIPSKIP_CONTEXT * sizeof(int32_t))))
+            return CLIPSKIP_ERR_NOMEM;
+    return CLIPSKIP_OK;
+}
+
+static void chunk_free(tok_chunk *c) {
+    for (int t = 0; t < CS_MAX_TOWERS; t++) free(c->ids[t]);
+}
+
 static void tokenize_chunk(tok_chunk *c) {
     const clipskip_tokenizer *tok = c->e->model->tokenizer;
     c->st = CLIPSKIP_OK;
@@ -361,18 +374,16 @@ static void *tokenize_chunk_thread(void *arg) {
     return NULL;
 }
 
-/* Output pointers of rows first.. of the call. */
+/* Output pointers of rows first.. of the call (the options were checked already). */
 static clipskip_outputs outputs_from(const clipskip_encoder *e, const clipskip_outputs *out,
-                                     const clipskip_encode_options *o, int t0, int t1,
-                                     int32_t first) {
-    size_t es = cs_dtype_size(o->out_dtype), width = 0;
-    for (int t = t0; t < t1; t++) width += (size_t)e->model->towers[t].info.d_model;
-    const clipskip_tower_info *last = &e->model->towers[t1 - 1].info;
+                                     const clipskip_encode_options *o, int32_t first) {
+    int32_t hd = 0, pd = 0, ed = 0;
+    clipskip_output_dims(e->model, o, &hd, &pd, &ed);
+    size_t es = cs_dtype_size(o->out_dtype);
     clipskip_outputs r = {NULL, NULL, NULL};
-    if (out->hidden) r.hidden = (char *)out->hidden + (size_t)first * CLIPSKIP_CONTEXT * width * es;
-    if (out->pooled) r.pooled = (char *)out->pooled + (size_t)first * last->d_model * es;
-    if (out->text_embeds)
-        r.text_embeds = (char *)out->text_embeds + (size_t)first * last->proj_dim * es;
+    if (out->hidden) r.hidden = (char *)out->hidden + (size_t)first * CLIPSKIP_CONTEXT * hd * es;
+    if (out->pooled) r.pooled = (char *)out->pooled + (size_t)first * pd * es;
+    if (out->text_embeds) r.text_embeds = (char *)out->text_embeds + (size_t)first * ed * es;
     return r;
 }
 
@@ -386,12 +397,9 @@ static clipskip_status encode_text_overlapped(clipskip_encoder *e, const char *c
                                               int t0, int t1) {
     const int32_t chunk = e->params.max_batch;
     tok_chunk c[2];
-    memset(c, 0, sizeof c);
-    clipskip_status st = CLIPSKIP_OK;
-    for (int b = 0; b < 2; b++)
-        for (int t = t0; t < t1 && st == CLIPSKIP_OK; t++)
-            if (!(c[b].ids[t - t0] = cs_malloc((size_t)chunk * CLIPSKIP_CONTEXT * sizeof(int32_t))))
-                st = CLIPSKIP_ERR_NOMEM;
+    clipskip_status st = chunk_alloc(&c[0], chunk, t0, t1);
+    clipskip_status st1 = chunk_alloc(&c[1], chunk, t0, t1);
+    if (st == CLIPSKIP_OK) st = st1;
     double dev = e->ops->device_seconds ? 0.0 : -1.0;
     for (int32_t first = 0, k = 0; st == CLIPSKIP_OK && first < n_rows; first += chunk, k ^= 1) {
         tok_chunk *cur = &c[k], *next = &c[k ^ 1];
@@ -410,7 +418,7 @@ static clipskip_status encode_text_overlapped(clipskip_encoder *e, const char *c
         }
         clipskip_encode_options oc = *o;
         if (o->per_row) oc.per_row = o->per_row + first;
-        clipskip_outputs oo = outputs_from(e, out, o, t0, t1, first);
+        clipskip_outputs oo = outputs_from(e, out, o, first);
         st = encode_towers(e, (const int32_t *const *)cur->ids, cur->n, &oc, &oo, t0, t1);
         if (dev >= 0 && e->last_device_s > 0) dev += e->last_device_s;
         if (threaded) pthread_join(th, NULL);
@@ -418,8 +426,8 @@ static clipskip_status encode_text_overlapped(clipskip_encoder *e, const char *c
             st = cs_fail(next->st, "%s", next->msg);
     }
     e->last_device_s = dev;
-    for (int b = 0; b < 2; b++)
-        for (int t = 0; t < CS_MAX_TOWERS; t++) free(c[b].ids[t]);
+    chunk_free(&c[0]);
+    chunk_free(&c[1]);
     return st;
 }
 
@@ -442,18 +450,17 @@ clipskip_status clipskip_encode_text(clipskip_encoder *e, const char *const *tex
     if (!texts) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_text: texts is NULL");
     if (o->clean < -1 || o->clean > CLIPSKIP_CLEAN_HF_FAST)
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "unknown text cleanup mode %d", o->clean);
-    const clipskip_tokenizer *tok = e->model->tokenizer;
-    if (!tok) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_text: the model has no tokenizer");
+    if (!e->model->tokenizer)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encode_text: the model has no tokenizer");
     if (overlap_tokenize(e, n_rows)) return encode_text_overlapped(e, texts, n_rows, o, out, info, t0, t1);
-    int32_t *ids[CS_MAX_TOWERS] = {0};
-    clipskip_status st = CLIPSKIP_OK;
-    for (int t = t0; t < t1 && st == CLIPSKIP_OK; t++) {
-        ids[t - t0] = cs_malloc((size_t)n_rows * CLIPSKIP_CONTEXT * sizeof(int32_t));
-        st = ids[t - t0] ? tokenize_all(tok, &e->model->towers[t], texts, n_rows, 0, o->clean,
-                                        ids[t - t0], t == t1 - 1 ? info : NULL)
-                         : CLIPSKIP_ERR_NOMEM;
+    tok_chunk all;
+    clipskip_status st = chunk_alloc(&all, n_rows, t0, t1);
+    if (st == CLIPSKIP_OK) {
+        chunk_at(&all, e, texts, o, t0, t1, info, 0, n_rows);
+        tokenize_chunk(&all);
+        st = all.st;
     }
-    if (st == CLIPSKIP_OK) st = encode_towers(e, (const int32_t *const *)ids, n_rows, o, out, t0, t1);
-    for (int t = 0; t < CS_MAX_TOWERS; t++) free(ids[t]);
+    if (st == CLIPSKIP_OK) st = encode_towers(e, (const int32_t *const *)all.ids, n_rows, o, out, t0, t1);
+    chunk_free(&all);
     return st;
 }
