@@ -565,28 +565,15 @@ static clipskip_status cu_download(cs_backend *be, cs_buf_kind kind, const void 
     const clipskip_dtype sdt = kind == CS_BUF_RESID ? CLIPSKIP_DTYPE_F32 : be->cdt;
     const size_t es = cs_dtype_size(sdt), ds = cs_dtype_size(dtype), bytes = n * ds;
     const char *src = (const char *)buf + off * es;
-    if (bytes >= be->dl_direct_min || cu_is_pinned(dst)) {
-        /* pageable destination: each copy returns once done; the scratch is reused by the next
-         * chunk's conversion only after the copy before it (stream order; also when dst
-         * happens to be pinned and the copy is truly asynchronous) */
-        if (sdt == dtype) {
-            CU_TRY(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, be->stream));
-            return CLIPSKIP_OK;
-        }
-        const size_t chunk = be->dl_scratch_bytes / (es > ds ? es : ds);
-        for (size_t i = 0; i < n; i += chunk) {
-            const size_t c = n - i < chunk ? n - i : chunk;
-            CU_TRY(be, cs_k_convert(be->dl_scratch, dtype, src + i * es, sdt, c, be->stream));
-            CU_TRY(be, cudaMemcpyAsync((char *)dst + i * ds, be->dl_scratch, c * ds,
-                                       cudaMemcpyDeviceToHost, be->stream));
-        }
-        return CLIPSKIP_OK;
-    }
-    CS_TRY(cu_dl_reserve(be, bytes));
-    char *h = be->dl_host + be->dl_used;
+    /* Large downloads and pinned destinations are copied straight into dst (a pageable copy
+     * returns once done); the rest go through the pinned staging that finish() empties. */
+    const int direct = bytes >= be->dl_direct_min || cu_is_pinned(dst);
+    if (!direct) CS_TRY(cu_dl_reserve(be, bytes));
+    char *h = direct ? dst : be->dl_host + be->dl_used;
     if (sdt == dtype) {
         CU_TRY(be, cudaMemcpyAsync(h, src, bytes, cudaMemcpyDeviceToHost, be->stream));
-    } else {
+    } else { /* converted through the scratch; stream order keeps each chunk's copy before the
+                next chunk's conversion overwrites it */
         const size_t chunk = be->dl_scratch_bytes / ds;
         for (size_t i = 0; i < n; i += chunk) {
             const size_t c = n - i < chunk ? n - i : chunk;
@@ -595,6 +582,7 @@ static clipskip_status cu_download(cs_backend *be, cs_buf_kind kind, const void 
                                        be->stream));
         }
     }
+    if (direct) return CLIPSKIP_OK;
     be->pend[be->n_pend++] = (cs_cu_pending){dst, be->dl_used, bytes};
     be->dl_used += (bytes + 63) & ~(size_t)63;
     return CLIPSKIP_OK;
