@@ -112,6 +112,37 @@ template <> __device__ __forceinline__ void cs_mma16816<__nv_bfloat16>(float d[4
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+/* GEMM shared-memory tiles (gemm.cu; gemm_wgmma.cu relies on the BK = 64 layout being the
+ * wgmma 128-byte swizzle). A tile is rows x BK elements (BK = 32, 64 or 128), in 16-byte chunks of 8.
+ * BK = 32: 64 B per row, four chunks; chunk c of row r is stored at c ^ ((r >> 1) & 3), so the 8
+ * rows one ldmatrix 8x8 reads (same logical chunk) fall in 8 distinct 16-byte bank groups: rows
+ * r, r+1 sit half a bank-line apart and the xor spreads the four row pairs over the four slots.
+ * BK >= 64: rows are whole 128-byte bank lines; chunk c is stored at c ^ (r & 7), which gives
+ * the 8 rows 8 distinct slots (slot j and j + 8 of a 256-byte row share banks, and the xor only
+ * touches the low 3 bits). cp.async writes fill whole rows, so they are conflict-free whatever
+ * the permutation. */
+template <int BK> __device__ __forceinline__ int cs_gemm_swz(int r, int c) {
+    static_assert(BK == 32 || BK == 64 || BK == 128 || BK == 256, "k-tile the swizzle covers");
+    return BK == 32 ? r * 32 + ((c ^ ((r >> 1) & 3)) << 3) : r * BK + ((c ^ (r & 7)) << 3);
+}
+
+/* Queue the copy of one ROWS x BK tile (rows row0.., columns k0..) of g (ld = K) into s. */
+template <typename T, int ROWS, int BK, int NT>
+__device__ __forceinline__ void cs_gemm_load_tile(T *s, const T *g, int row0, int rows_valid, int K,
+                                               int k0, int tid) {
+    constexpr int CPR = BK / 8; /* chunks per row */
+    static_assert((ROWS * CPR) % NT == 0, "tile chunks must divide evenly among threads");
+#pragma unroll
+    for (int it = 0; it < ROWS * CPR / NT; it++) {
+        const int i = tid + it * NT;
+        const int r = i / CPR, c = i % CPR;
+        const int gr = row0 + r, gk = k0 + c * 8;
+        const bool ok = gr < rows_valid && gk < K;
+        const T *src = ok ? g + (size_t)gr * K + gk : g;
+        cs_cp_async16(s + cs_gemm_swz<BK>(r, c), src, ok ? 16 : 0);
+    }
+}
+
 /* The GEMM epilogue (gemm.cu, gemm_wgmma.cu) of one pair of adjacent outputs (row, col),
  * (row, col+1): + bias, then the activation and a round to T, or fp32 out += . */
 template <typename T>

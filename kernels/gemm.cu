@@ -11,36 +11,6 @@
  * result is bitwise the same whatever M, the batch or the configuration. */
 #include "common.cuh"
 
-/* A shared-memory tile is rows x BK elements (BK = 32, 64 or 128), in 16-byte chunks of 8.
- * BK = 32: 64 B per row, four chunks; chunk c of row r is stored at c ^ ((r >> 1) & 3), so the 8
- * rows one ldmatrix 8x8 reads (same logical chunk) fall in 8 distinct 16-byte bank groups: rows
- * r, r+1 sit half a bank-line apart and the xor spreads the four row pairs over the four slots.
- * BK >= 64: rows are whole 128-byte bank lines; chunk c is stored at c ^ (r & 7), which gives
- * the 8 rows 8 distinct slots (slot j and j + 8 of a 256-byte row share banks, and the xor only
- * touches the low 3 bits). cp.async writes fill whole rows, so they are conflict-free whatever
- * the permutation. */
-template <int BK> __device__ __forceinline__ int gemm_swz(int r, int c) {
-    static_assert(BK == 32 || BK == 64 || BK == 128 || BK == 256, "k-tile the swizzle covers");
-    return BK == 32 ? r * 32 + ((c ^ ((r >> 1) & 3)) << 3) : r * BK + ((c ^ (r & 7)) << 3);
-}
-
-/* Queue the copy of one ROWS x BK tile (rows row0.., columns k0..) of g (ld = K) into s. */
-template <typename T, int ROWS, int BK, int NT>
-__device__ __forceinline__ void gemm_load_tile(T *s, const T *g, int row0, int rows_valid, int K,
-                                               int k0, int tid) {
-    constexpr int CPR = BK / 8; /* chunks per row */
-    static_assert((ROWS * CPR) % NT == 0, "tile chunks must divide evenly among threads");
-#pragma unroll
-    for (int it = 0; it < ROWS * CPR / NT; it++) {
-        const int i = tid + it * NT;
-        const int r = i / CPR, c = i % CPR;
-        const int gr = row0 + r, gk = k0 + c * 8;
-        const bool ok = gr < rows_valid && gk < K;
-        const T *src = ok ? g + (size_t)gr * K + gk : g;
-        cs_cp_async16(s + gemm_swz<BK>(r, c), src, ok ? 16 : 0);
-    }
-}
-
 template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
 static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
     gemm_kernel(cs_k_gemm_args a) {
@@ -62,8 +32,8 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
         if (s < KT) {
-            gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, s * BK, tid);
-            gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, s * BK, tid);
+            cs_gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, s * BK, tid);
+            cs_gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, s * BK, tid);
         }
         cs_cp_async_commit();
     }
@@ -84,8 +54,8 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
         const int nk = kt + STAGES - 1;
         if (nk < KT) {
             const int s = nk % STAGES;
-            gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, nk * BK, tid);
-            gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, nk * BK, tid);
+            cs_gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, nk * BK, tid);
+            cs_gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, nk * BK, tid);
         }
         cs_cp_async_commit(); /* possibly empty: keeps the group count in step */
 
@@ -98,14 +68,14 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
             for (int mi = 0; mi < MI; mi++) {
                 /* lanes 0-15: rows 0-15 at k 0-7; lanes 16-31: rows 0-15 at k 8-15 */
                 const int r = wm * WM + mi * 16 + (lane & 15);
-                cs_ldmatrix_x4(af[mi], tA + gemm_swz<BK>(r, kk * 2 + (lane >> 4)));
+                cs_ldmatrix_x4(af[mi], tA + cs_gemm_swz<BK>(r, kk * 2 + (lane >> 4)));
             }
 #pragma unroll
             for (int p = 0; p < NI / 2; p++) {
                 /* matrices: (n 0-7, k 0-7) (n 0-7, k 8-15) (n 8-15, k 0-7) (n 8-15, k 8-15) */
                 const int r = wn * WN + p * 16 + (lane & 7) + ((lane >> 4) << 3);
                 uint32_t t4[4];
-                cs_ldmatrix_x4(t4, tB + gemm_swz<BK>(r, kk * 2 + ((lane >> 3) & 1)));
+                cs_ldmatrix_x4(t4, tB + cs_gemm_swz<BK>(r, kk * 2 + ((lane >> 3) & 1)));
                 bf[2 * p][0] = t4[0];
                 bf[2 * p][1] = t4[1];
                 bf[2 * p + 1][0] = t4[2];

@@ -13,8 +13,8 @@
  *
  * Block: BM = 128 rows x BN (128 or 256) columns, 2 warpgroups (256 threads), warpgroup g owns
  * rows 64g..64g+63 (one m64nBNk16 wgmma per k-step of 16). K-tiles of 64 in a STAGES-deep
- * cp.async pipeline, loaded by all 256 threads exactly as gemm.cu's BK = 64 tiles: rows of 128
- * bytes, 16-byte chunk c of row r at c ^ (r & 7). With every tile 1024-byte aligned that is the
+ * cp.async pipeline, loaded by all 256 threads with gemm.cu's loader (cs_gemm_load_tile, BK =
+ * 64): rows of 128 bytes, 16-byte chunk c of row r at c ^ (r & 7). With every tile 1024-byte aligned that is the
  * 128-byte swizzle the wgmma shared-memory descriptor names (layout type 1), 8-row groups 1024
  * bytes apart (SBO); k-step kk of a tile starts 32 bytes further. DEPTH = wgmma groups left in
  * flight at the end of an iteration (0: wait for all; 1: the next k-tile's loads and the
@@ -118,19 +118,14 @@ template <int N> __device__ __forceinline__ void wg_pin(float *d) {
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-__device__ __forceinline__ int wg_swz(int r, int c) { return r * WG_BK + ((c ^ (r & 7)) << 3); }
-
-template <typename T, int ROWS>
-__device__ __forceinline__ void wg_load_tile(T *s, const T *g, int row0, int rows_valid, int K,
-                                             int k0, int tid) {
-#pragma unroll
-    for (int it = 0; it < ROWS * (WG_BK / 8) / WG_THREADS; it++) {
-        const int i = tid + it * WG_THREADS;
-        const int r = i >> 3, c = i & 7;
-        const int gr = row0 + r, gk = k0 + c * 8;
-        const bool ok = gr < rows_valid && gk < K;
-        cs_cp_async16(s + wg_swz(r, c), ok ? g + (size_t)gr * K + gk : g, ok ? 16 : 0);
-    }
+/* Queue k-tile kt of x (rows m0..) into sA and of W (rows n0..) into sB: gemm.cu's BK = 64 tile
+ * layout, which is the 128-byte swizzle the descriptors name. */
+template <typename T, int BN>
+__device__ __forceinline__ void wg_load_stage(T *sA, T *sB, const T *X, const T *W,
+                                              const cs_k_gemm_args &a, int m0, int n0, int kt,
+                                              int tid) {
+    cs_gemm_load_tile<T, WG_BM, WG_BK, WG_THREADS>(sA, X, m0, a.m, a.k, kt * WG_BK, tid);
+    cs_gemm_load_tile<T, BN, WG_BK, WG_THREADS>(sB, W, n0, a.n, a.k, kt * WG_BK, tid);
 }
 
 template <typename T, int BN, int STAGES, int DEPTH>
@@ -154,8 +149,7 @@ static __global__ void __launch_bounds__(WG_THREADS, 1) wg_gemm_kernel(cs_k_gemm
 #pragma unroll
     for (int s = 0; s < PD; s++) {
         if (s < KT) {
-            wg_load_tile<T, WG_BM>(sA + s * WG_BM * WG_BK, X, m0, a.m, a.k, s * WG_BK, tid);
-            wg_load_tile<T, BN>(sB + s * BN * WG_BK, W, n0, a.n, a.k, s * WG_BK, tid);
+            wg_load_stage<T, BN>(sA + s * WG_BM * WG_BK, sB + s * BN * WG_BK, X, W, a, m0, n0, s, tid);
         }
         cs_cp_async_commit();
     }
@@ -172,8 +166,7 @@ static __global__ void __launch_bounds__(WG_THREADS, 1) wg_gemm_kernel(cs_k_gemm
         const int nk = kt + PD;
         if (nk < KT) {
             const int s = nk % STAGES;
-            wg_load_tile<T, WG_BM>(sA + s * WG_BM * WG_BK, X, m0, a.m, a.k, nk * WG_BK, tid);
-            wg_load_tile<T, BN>(sB + s * BN * WG_BK, W, n0, a.n, a.k, nk * WG_BK, tid);
+            wg_load_stage<T, BN>(sA + s * WG_BM * WG_BK, sB + s * BN * WG_BK, X, W, a, m0, n0, nk, tid);
         }
         cs_cp_async_commit();
 
