@@ -197,6 +197,7 @@ static void cu_free(cs_backend *be) {
     if (be->stream) cudaStreamSynchronize(be->stream);
     cs_cu_graph_free_all(be);
     cs_cu_lt_free(be);
+    cs_cu_gemm_free(be);
     for (int i = 0; i < be->n_allocs; i++) cudaFree(be->allocs[i].ptr);
     free(be->allocs);
     st_free(&be->st_embed);
@@ -241,16 +242,7 @@ static clipskip_status cu_open_device(cs_backend *be) {
     CU_TRY(be, cudaEventCreate(&be->ev_start));
     CU_TRY(be, cudaEventCreate(&be->ev_stop));
     CU_TRY(be, cs_k_gemm_setup());
-    const char *lt = getenv("CLIPSKIP_CUDA_GEMM_LARGE_TILE");
-    if (lt && *lt) {
-        for (int t = 0; t < CS_K_GEMM_N_TILES; t++)
-            if (!strcmp(lt, cs_k_gemm_tile_name(t))) be->large_tile = t;
-        if (be->large_tile < 0 || !cs_k_gemm_tile_usable(be->large_tile))
-            return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_GEMM_LARGE_TILE=%s is %s "
-                           "on %s", lt, be->large_tile < 0 ? "not a GEMM tile name" : "not usable",
-                           prop.name);
-    }
-    return CLIPSKIP_OK;
+    return cs_cu_gemm_init(be);
 }
 
 static clipskip_status cu_init_buffers(cs_backend *be) {
@@ -285,10 +277,6 @@ static clipskip_status cu_init(const clipskip_model *model, const clipskip_encod
     be->max_batch = p->max_batch;
     const char *g = getenv("CLIPSKIP_CUDA_GRAPHS"); /* "0": never capture (debugging, bench) */
     be->use_graphs = !(g && !strcmp(g, "0"));
-    /* CLIPSKIP_CUDA_GEMM_LARGE_TILE=NAME (cs_k_gemm_tile_name, e.g. wgmma128x256k64p): where
-     * the pick is the 128x128 tile, use NAME instead, to time a configuration end to end
-     * (tests/gpu/check.sh's variants). Every tile gives the same bits. Checked after setup. */
-    be->large_tile = -1;
     /* "pinned": every download through the pinned staging (the comparison in bench) */
     const char *dl = getenv("CLIPSKIP_CUDA_DOWNLOAD");
     be->dl_direct_min = dl && !strcmp(dl, "pinned") ? SIZE_MAX : CU_DL_DIRECT_MIN;
@@ -323,7 +311,8 @@ static const char *cu_device_name(const cs_backend *be) { return be->name; }
 static void cu_memory(const cs_backend *be, size_t *weights, size_t *activations) {
     if (weights) *weights = be->weight_bytes;
     if (activations)
-        *activations = be->alloc_bytes + be->dl_scratch_bytes + be->lt_ws_bytes + be->st_embed.cap +
+        *activations = be->alloc_bytes + be->dl_scratch_bytes + be->lt_ws_bytes +
+                       cs_cu_gemm_bytes(be) + be->st_embed.cap +
                        be->st_idx.cap + ((size_t)be->seq_cap + 1) * sizeof(int32_t);
 }
 
@@ -465,11 +454,7 @@ static clipskip_status cu_gemm(cs_backend *be, int tower, int layer, cs_weight_i
     cs_cu_graph_note(be, out);
     if (be->gemm_path == CLIPSKIP_GEMM_CUBLASLT)
         return cs_cu_lt_gemm(be, lin, kepi[epi], t->act, x, out, m);
-    cs_k_gemm_args a = {x, lin->w, lin->b, out, m, lin->n, lin->k, be->cdt, kepi[epi], t->act};
-    int tile = cs_k_gemm_pick(m, lin->n, be->n_sm);
-    if (be->large_tile >= 0 && tile == CS_K_GEMM_TILE_128x128) tile = be->large_tile;
-    CU_TRY(be, cs_k_gemm(&a, be->n_sm, tile, be->stream));
-    return CLIPSKIP_OK;
+    return cs_cu_gemm_native(be, lin, kepi[epi], t->act, x, out, m);
 }
 
 static clipskip_status cu_attention(cs_backend *be, int tower, const void *qkv, void *out,

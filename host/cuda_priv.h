@@ -1,6 +1,7 @@
 /* Private state of the CUDA backend, shared by host/backend_cuda.c (the op table),
  * host/cuda_weights.c (weight conversion and upload), host/cuda_graph.c (graph capture and
- * replay) and host/cuda_lt.c (the cuBLASLt comparison path). Only compiled with CUDA. */
+ * replay), host/cuda_gemm.c (the native GEMM path) and host/cuda_lt.c (the cuBLASLt
+ * comparison path). Only compiled with CUDA. */
 #ifndef CLIPSKIP_CUDA_PRIV_H
 #define CLIPSKIP_CUDA_PRIV_H
 #ifdef CLIPSKIP_WITH_CUDA
@@ -108,6 +109,11 @@ struct cs_backend {
     clipskip_dtype cdt;          /* ACT element type: F16 or BF16 */
     clipskip_gemm gemm_path;
     int large_tile;              /* -1, or the GEMM tile that replaces 128x128 (experiments) */
+    int32_t k_chunk;             /* 0, or the fixed K chunk of every native GEMM (cuda_gemm.c) */
+    float *split_ws;             /* with k_chunk: partials of chunks run on separate blocks */
+    size_t split_ws_floats;
+    unsigned *split_sem;         /* with k_chunk: per-tile arrival counters, kept at 0 */
+    size_t split_sems;
     int max_batch;
     cudaStream_t stream;
 
@@ -188,6 +194,14 @@ void cs_cu_graph_free_all(cs_backend *be);
 
 /* cuda_peak.c */
 clipskip_status cs_cu_measure_peak(cs_backend *be, double *flops_per_s, double *bytes_per_s);
+
+/* cuda_gemm.c: the native GEMM path, its experiment switches (CLIPSKIP_CUDA_GEMM_LARGE_TILE,
+ * CLIPSKIP_CUDA_K_CHUNK; read by init after cs_k_gemm_setup) and their device memory */
+clipskip_status cs_cu_gemm_init(cs_backend *be);
+void cs_cu_gemm_free(cs_backend *be);
+size_t cs_cu_gemm_bytes(const cs_backend *be);
+clipskip_status cs_cu_gemm_native(cs_backend *be, const cs_cu_linear *lin, cs_k_epilogue epi,
+                                  clipskip_act act, const void *x, void *out, int32_t m);
 
 /* cuda_lt.c */
 clipskip_status cs_cu_lt_init(cs_backend *be);

@@ -6,13 +6,78 @@
  * past K) are zero-filled by cp.async, so any M >= 1 works and N, K need only be multiples of 8.
  *
  * Batch invariance: every configuration gives each output element ONE fp32 accumulator that
- * receives the mma k-steps k = 0, 16, 32, ... in increasing order; no split-K, no reordering.
+ * receives the mma k-steps k = 0, 16, 32, ... in increasing order; no reordering.
  * The tile shape (chosen from M) only decides which block computes an element, so a row's
- * result is bitwise the same whatever M, the batch or the configuration. */
+ * result is bitwise the same whatever M, the batch or the configuration.
+ *
+ * Fixed split of K (args.k_chunk > 0, the SPLIT kernels): one accumulator per chunk of K, the
+ * chunks' partials added in chunk order to a sum that starts at 0.0f. Either one block walks
+ * every chunk (in-block: a second register set holds the sum) or each chunk has its own block
+ * (grid.z; partials through args.split_ws, the tile's last block adds them). Same additions in
+ * the same order either way, so the result depends on k_chunk alone, never on M or the tile:
+ * small batches get K spread over more blocks without losing batch invariance. */
 #include "common.cuh"
 
-template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
-static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
+/* With a k_chunk (SPLIT): the partial sums of one tile's chunks cross blocks through split_ws.
+ * Every block stores its partial; the last of the tile's gridDim.z blocks to arrive (a counter
+ * per tile) reads all of them back in chunk order and leaves the counter at 0. Returns whether
+ * this block is that last one, with acc = 0 + P_0 + P_1 + ... then. */
+template <int MI, int NI, int WM, int WN>
+__device__ __forceinline__ bool gemm_split_gather(const cs_k_gemm_args &a, float (&acc)[MI][NI][4],
+                                                  int m0, int n0, int wm, int wn, int lane) {
+    const size_t plane = (size_t)a.m * a.n;
+    float *ws = a.split_ws;
+#pragma unroll
+    for (int ni = 0; ni < NI; ni++) {
+        const int col = n0 + wn * WN + ni * 8 + (lane & 3) * 2;
+        if (col >= a.n) continue;
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int row = m0 + wm * WM + mi * 16 + (lane >> 2) + 8 * h;
+                if (row < a.m)
+                    __stcg(reinterpret_cast<float2 *>(ws + blockIdx.z * plane + (size_t)row * a.n + col),
+                           make_float2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]));
+            }
+    }
+    __shared__ int s_last;
+    __threadfence(); /* this thread's partial is visible device-wide before the count */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned *sem = a.split_sem + blockIdx.y * gridDim.x + blockIdx.x;
+        s_last = atomicAdd(sem, 1u) == gridDim.z - 1;
+        if (s_last) atomicExch(sem, 0u); /* every chunk has counted: ready for the next launch */
+    }
+    __syncthreads();
+    if (!s_last) return false;
+    __threadfence();
+#pragma unroll
+    for (int ni = 0; ni < NI; ni++) {
+        const int col = n0 + wn * WN + ni * 8 + (lane & 3) * 2;
+#pragma unroll
+        for (int mi = 0; mi < MI; mi++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int row = m0 + wm * WM + mi * 16 + (lane >> 2) + 8 * h;
+                float s0 = 0.0f, s1 = 0.0f;
+                if (row < a.m && col < a.n)
+                    for (unsigned c = 0; c < gridDim.z; c++) {
+                        const float2 p = __ldcg(reinterpret_cast<const float2 *>(
+                            ws + c * plane + (size_t)row * a.n + col));
+                        s0 += p.x;
+                        s1 += p.y;
+                    }
+                acc[mi][ni][2 * h] = s0;
+                acc[mi][ni][2 * h + 1] = s1;
+            }
+    }
+    return true;
+}
+
+template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS,
+          bool SPLIT>
+static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, SPLIT ? 1 : MIN_BLOCKS)
     gemm_kernel(cs_k_gemm_args a) {
     constexpr int NT = WARPS_M * WARPS_N * 32;
     constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N; /* warp tile */
@@ -27,26 +92,46 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
     const int wm = warp / WARPS_N, wn = warp % WARPS_N;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
     const T *X = static_cast<const T *>(a.x), *W = static_cast<const T *>(a.w);
-    const int KT = (a.k + BK - 1) / BK;
+    /* this block's k range: all of K, or (SPLIT across blocks) chunk blockIdx.z. A chunk is a
+     * whole number of k-tiles, so no tile straddles a chunk boundary. */
+    int k0 = 0, kend = a.k;
+    if (SPLIT && gridDim.z > 1) {
+        k0 = blockIdx.z * a.k_chunk;
+        kend = min(a.k, k0 + a.k_chunk);
+    }
+    const int KT = (kend - k0 + BK - 1) / BK;
+    const int chunk_kt = SPLIT ? a.k_chunk / BK : KT; /* k-tiles per chunk */
 
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
         if (s < KT) {
-            cs_gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, s * BK, tid);
-            cs_gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, s * BK, tid);
+            cs_gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, k0 + s * BK, tid);
+            cs_gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, k0 + s * BK, tid);
         }
         cs_cp_async_commit();
     }
 
-    float acc[MI][NI][4];
+    /* acc: the running chunk's partial; tot (SPLIT only): 0 + the partials of finished chunks */
+    float acc[MI][NI][4], tot[MI][NI][4];
 #pragma unroll
     for (int i = 0; i < MI; i++)
 #pragma unroll
         for (int j = 0; j < NI; j++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+            for (int e = 0; e < 4; e++) acc[i][j][e] = tot[i][j][e] = 0.0f;
 
     for (int kt = 0; kt < KT; kt++) {
+        if (SPLIT && kt > 0 && kt % chunk_kt == 0) { /* a chunk ends: fold it in, start afresh */
+#pragma unroll
+            for (int i = 0; i < MI; i++)
+#pragma unroll
+                for (int j = 0; j < NI; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        tot[i][j][e] += acc[i][j][e];
+                        acc[i][j][e] = 0.0f;
+                    }
+        }
         /* k-tile kt has landed for this thread; the barrier makes it visible to all and
          * guarantees every warp is done reading the slot the prefetch below overwrites. */
         cs_cp_async_wait<STAGES - 2>();
@@ -54,8 +139,8 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
         const int nk = kt + STAGES - 1;
         if (nk < KT) {
             const int s = nk % STAGES;
-            cs_gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, nk * BK, tid);
-            cs_gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, nk * BK, tid);
+            cs_gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, k0 + nk * BK, tid);
+            cs_gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, k0 + nk * BK, tid);
         }
         cs_cp_async_commit(); /* possibly empty: keeps the group count in step */
 
@@ -88,6 +173,16 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
         }
     }
     cs_cp_async_wait<0>();
+
+    if (SPLIT) {
+#pragma unroll
+        for (int i = 0; i < MI; i++)
+#pragma unroll
+            for (int j = 0; j < NI; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) acc[i][j][e] += tot[i][j][e];
+        if (gridDim.z > 1 && !gemm_split_gather<MI, NI, WM, WN>(a, acc, m0, n0, wm, wn, lane)) return;
+    }
 
     /* accumulator (mi, ni): c0,c1 at (row g, cols 2t, 2t+1), c2,c3 at row g + 8 */
 #pragma unroll
@@ -124,39 +219,51 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, MIN_BLOCKS)
 
 #define GEMM_BM_OF(i, nm, bm, bn, ...) bm,
 #define GEMM_BN_OF(i, nm, bm, bn, ...) bn,
+#define GEMM_BK_OF(i, nm, bm, bn, bk, ...) bk,
 #define GEMM_NAME_OF(i, nm, ...) nm,
 static_assert(CS_K_GEMM_N_MMA_TILES == 7, "GEMM_CONFIGS and kernels.h disagree");
 static const int gemm_bm[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BM_OF) 128, 128, 128, 128};
 static const int gemm_bn[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BN_OF) 128, 256, 128, 256};
+static const int gemm_bk[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BK_OF) 64, 64, 64, 64};
 static const char *const gemm_names[CS_K_GEMM_N_TILES] = {
     GEMM_CONFIGS(GEMM_NAME_OF) "wgmma128x128k64", "wgmma128x256k64", "wgmma128x128k64p",
     "wgmma128x256k64p"};
 /* Whether cs_k_gemm_setup could give the configuration its shared memory on this device. */
 static bool gemm_ok[CS_K_GEMM_N_TILES];
 
+/* splits: the number of K chunks (1: the plain kernel); with split_ws they go on grid.z. */
 template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
-static cudaError_t gemm_launch(const cs_k_gemm_args *a, cudaStream_t stream) {
+static cudaError_t gemm_launch(const cs_k_gemm_args *a, int32_t splits, cudaStream_t stream) {
     const size_t smem = (size_t)STAGES * (BM + BN) * BK * sizeof(T);
     const unsigned gy = cs_div_up((size_t)a->m, BM);
-    if (gy > 65535u) return cudaErrorInvalidValue;
-    dim3 grid(cs_div_up((size_t)a->n, BN), gy);
-    gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS>
-        <<<grid, WARPS_M * WARPS_N * 32, smem, stream>>>(*a);
+    const unsigned gz = splits > 1 && a->split_ws ? (unsigned)splits : 1u;
+    if (gy > 65535u || gz > 65535u) return cudaErrorInvalidValue;
+    dim3 grid(cs_div_up((size_t)a->n, BN), gy, gz);
+    if (splits > 1)
+        gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS, true>
+            <<<grid, WARPS_M * WARPS_N * 32, smem, stream>>>(*a);
+    else
+        gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS, false>
+            <<<grid, WARPS_M * WARPS_N * 32, smem, stream>>>(*a);
     return cudaGetLastError();
 }
 
 template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
 static cudaError_t gemm_set_smem() {
     const int smem = STAGES * (BM + BN) * BK * (int)sizeof(T);
-    return cudaFuncSetAttribute(gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS>,
+    cudaError_t e = cudaFuncSetAttribute(
+        gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS, false>,
+        cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (e != cudaSuccess) return e;
+    return cudaFuncSetAttribute(gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS, true>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
 }
 
 template <typename T>
-static cudaError_t gemm_dispatch(const cs_k_gemm_args *a, int tile, cudaStream_t stream) {
+static cudaError_t gemm_dispatch(const cs_k_gemm_args *a, int tile, int32_t splits, cudaStream_t stream) {
     switch (tile) {
 #define GEMM_CASE(i, nm, ...) \
-    case i: return gemm_launch<T, __VA_ARGS__>(a, stream);
+    case i: return gemm_launch<T, __VA_ARGS__>(a, splits, stream);
         GEMM_CONFIGS(GEMM_CASE)
 #undef GEMM_CASE
     }
@@ -195,13 +302,22 @@ extern "C" int cs_k_gemm_tile_usable(int tile) {
  * wins, else the last (most blocks). */
 static const int gemm_pref[] = {CS_K_GEMM_TILE_128x128, CS_K_GEMM_TILE_64x64, CS_K_GEMM_TILE_32x32};
 
-extern "C" cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int n_sm) {
+extern "C" size_t cs_k_gemm_tiles(int tile, int32_t m, int32_t n) {
+    if (tile < 0 || tile >= CS_K_GEMM_N_TILES || m < 0 || n < 0) return 0;
+    return (size_t)cs_div_up((size_t)m, gemm_bm[tile]) * cs_div_up((size_t)n, gemm_bn[tile]);
+}
+
+extern "C" int32_t cs_k_gemm_splits(int32_t k, int32_t k_chunk) {
+    return k_chunk > 0 && k > k_chunk ? (int32_t)(((int64_t)k + k_chunk - 1) / k_chunk) : 1;
+}
+
+extern "C" cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int32_t k_splits, int n_sm) {
     const int np = (int)(sizeof gemm_pref / sizeof gemm_pref[0]);
+    if (k_splits < 1) k_splits = 1;
     for (int i = 0; i < np - 1; i++) {
         const int t = gemm_pref[i];
         if (!gemm_ok[t]) continue;
-        const size_t blocks = (size_t)cs_div_up((size_t)m, gemm_bm[t]) * cs_div_up((size_t)n, gemm_bn[t]);
-        if (blocks >= (size_t)n_sm) return (cs_k_gemm_tile)t;
+        if (cs_k_gemm_tiles(t, m, n) * (size_t)k_splits >= (size_t)n_sm) return (cs_k_gemm_tile)t;
     }
     return (cs_k_gemm_tile)gemm_pref[np - 1];
 }
@@ -210,11 +326,16 @@ extern "C" cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cu
     if (a->m < 0 || a->n <= 0 || a->k <= 0 || a->n % 8 || a->k % 8) return cudaErrorInvalidValue;
     if (a->epi != CS_K_EPI_NONE && !a->bias) return cudaErrorInvalidValue;
     if (((uintptr_t)a->x | (uintptr_t)a->w) % 16 || (uintptr_t)a->out % 8) return cudaErrorInvalidValue;
+    if (a->k_chunk < 0 || (a->split_ws && (!a->split_sem || (uintptr_t)a->split_ws % 8)))
+        return cudaErrorInvalidValue;
     if (a->m == 0) return cudaSuccess;
-    if (tile < 0) tile = cs_k_gemm_pick(a->m, a->n, n_sm);
+    const int32_t splits = cs_k_gemm_splits(a->k, a->k_chunk);
+    if (tile < 0) tile = cs_k_gemm_pick(a->m, a->n, a->split_ws ? splits : 1, n_sm);
     if (tile >= CS_K_GEMM_N_TILES || !gemm_ok[tile]) return cudaErrorInvalidValue;
+    if (splits > 1 && (tile >= CS_K_GEMM_N_MMA_TILES || a->k_chunk % gemm_bk[tile]))
+        return cudaErrorInvalidValue; /* the chunk must be whole k-tiles; no wgmma split yet */
     if (tile >= CS_K_GEMM_N_MMA_TILES) return cs_k_gemm_wgmma(a, tile, stream);
-    if (a->dtype == CLIPSKIP_DTYPE_F16) return gemm_dispatch<__half>(a, tile, stream);
-    if (a->dtype == CLIPSKIP_DTYPE_BF16) return gemm_dispatch<__nv_bfloat16>(a, tile, stream);
+    if (a->dtype == CLIPSKIP_DTYPE_F16) return gemm_dispatch<__half>(a, tile, splits, stream);
+    if (a->dtype == CLIPSKIP_DTYPE_BF16) return gemm_dispatch<__nv_bfloat16>(a, tile, splits, stream);
     return cudaErrorInvalidValue;
 }

@@ -10,6 +10,7 @@
  * Numerics that the backend's contract relies on (kernels/README.md has the reasons):
  *   - GEMM: fp32 accumulation, one accumulator per output element fed k-steps of 16 in
  *     increasing k; tile shape may depend on M, the k sequence never does (batch invariance).
+ *     With a k_chunk, one accumulator per chunk, added in chunk order (cs_k_gemm_args).
  *   - LayerNorm and softmax statistics in fp32; reductions in a fixed order per row.
  *   - Attention: the output row i of a sequence depends on rows 0..i only, bitwise. */
 #ifndef CLIPSKIP_KERNELS_H
@@ -60,6 +61,18 @@ typedef struct {
     clipskip_dtype dtype;
     cs_k_epilogue epi;
     clipskip_act act;   /* for CS_K_EPI_BIAS_ACT */
+    /* Fixed split of K (0: none). With k_chunk > 0 every output is the sum, in chunk order
+     * starting from 0.0f, of partial products over k in [c * k_chunk, (c + 1) * k_chunk), each
+     * accumulated from zero in k-steps of 16: s = 0; s += P_0; s += P_1; ... That sum has the
+     * same bits whether one block walks every chunk (registers) or each chunk runs on its own
+     * block (split_ws != NULL: partials through split_ws, the last block of a tile to finish
+     * adds them up in chunk order), so a fixed k_chunk keeps batch invariance while letting
+     * small batches spread K over more blocks. k_chunk must be a multiple of the tile's k-tile
+     * (128 covers every mma.sync tile the pick uses); no wgmma tile takes it yet. */
+    int32_t k_chunk;
+    float *split_ws;       /* >= ceil(k / k_chunk) * m * n floats, or NULL: chunks in-block */
+    unsigned *split_sem;   /* with split_ws: one counter per output tile, all 0 before the
+                            * first launch; the kernel leaves them 0 again (graph replays) */
 } cs_k_gemm_args;
 
 /* Tile configurations of the native GEMM (BM x BN, k-tile BK; kernels/gemm.cu has the table).
@@ -94,10 +107,16 @@ const char *cs_k_gemm_tile_name(int tile);
 /* Whether the device (after cs_k_gemm_setup) can run the configuration (shared memory). */
 int cs_k_gemm_tile_usable(int tile);
 /* The tile configuration cs_k_gemm picks for (m, n) on a device with n_sm multiprocessors:
- * the largest tile that still makes at least n_sm blocks, else the smallest. */
-cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int n_sm);
+ * the largest tile that still makes at least n_sm blocks (tiles x k_splits, the number of
+ * chunks run on separate blocks; 1 without a cross-block split), else the smallest. */
+cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int32_t k_splits, int n_sm);
+/* Number of K chunks of a GEMM with the given k and k_chunk (1 when k_chunk <= 0). */
+int32_t cs_k_gemm_splits(int32_t k, int32_t k_chunk);
+/* Output tiles of configuration `tile` for (m, n): the split_sem counters a cross-block
+ * split needs. */
+size_t cs_k_gemm_tiles(int tile, int32_t m, int32_t n);
 /* Tensor-core GEMM (mma.sync m16n8k16, ldmatrix, cp.async pipeline) with a fused epilogue.
- * tile < 0: cs_k_gemm_pick(m, n, n_sm); else that configuration (tests, benchmarks;
+ * tile < 0: cs_k_gemm_pick(m, n, splits across blocks, n_sm); else that configuration (tests, benchmarks;
  * cudaErrorInvalidValue when it is not usable on this device). */
 cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cudaStream_t stream);
 

@@ -210,6 +210,38 @@ static void ltc_fn(void *p) {
     for (int l = 0; l < NL; l++) lt_run(&g->lt, g->w[l], g->a.x, g->a.out);
 }
 
+/* Fixed split of K (cs_k_gemm_args.k_chunk, CLIPSKIP_CUDA_K_CHUNK in the encoder): at batch
+ * <= 16 the chunks on separate blocks (the pick counting tiles x chunks, then with --sweep each
+ * pick-order tile), above that the chunks added in registers. Same bits in every row of one
+ * chunk size. */
+static float *g_split_ws;
+static unsigned *g_split_sem;
+static const size_t SPLIT_WS_FLOATS = (size_t)16 << 20, SPLIT_SEMS = (size_t)1 << 16;
+static void bench_gemm_split(gemm_ctx *g, const char *name, const char *shape, int b, double flops,
+                             double bytes) {
+    static const int chunks[2] = {384, 768};
+    const cs_k_gemm_args base = g->a;
+    char nm[80];
+    for (int c = 0; c < 2; c++) {
+        const int32_t s = cs_k_gemm_splits(base.k, chunks[c]);
+        if (s < 2) continue;
+        const int across = b <= 16 && (size_t)s * base.m * base.n <= SPLIT_WS_FLOATS;
+        g->a.k_chunk = chunks[c];
+        g->a.split_ws = across ? g_split_ws : NULL;
+        g->a.split_sem = across ? g_split_sem : NULL;
+        const int pick = cs_k_gemm_pick(base.m, base.n, across ? s : 1, g_n_sm);
+        for (int t = -1; t < (g_sweep && across ? 3 : 0); t++) {
+            if (t == pick || (t >= 0 && !cs_k_gemm_tile_usable(t))) continue;
+            g->tile = t;
+            snprintf(nm, sizeof nm, "%s%s k%d/%d %s %s", t < 0 ? "" : "  ", name, chunks[c], s,
+                     across ? "blocks" : "regs", cs_k_gemm_tile_name(t < 0 ? pick : t));
+            row(nm, shape, time_us(native_fn, g) / NL, flops, bytes);
+        }
+    }
+    g->a = base;
+    g->tile = -1;
+}
+
 static void bench_gemm(const char *name, int b, int n, int k) {
     const int m = 77 * b;
     gemm_ctx g;
@@ -225,15 +257,16 @@ static void bench_gemm(const char *name, int b, int n, int k) {
     char shape[64], nm[64];
     snprintf(shape, sizeof shape, "B=%d %dx%dx%d", b, m, n, k);
     g.tile = -1;
-    snprintf(nm, sizeof nm, "%s native %s", name, cs_k_gemm_tile_name(cs_k_gemm_pick(m, n, g_n_sm)));
+    snprintf(nm, sizeof nm, "%s native %s", name, cs_k_gemm_tile_name(cs_k_gemm_pick(m, n, 1, g_n_sm)));
     row(nm, shape, time_us(native_fn, &g) / NL, flops, bytes);
     if (g_sweep) /* every other usable configuration, for choosing cs_k_gemm_pick's order */
         for (int t = 0; t < CS_K_GEMM_N_TILES; t++) {
-            if (t == (int)cs_k_gemm_pick(m, n, g_n_sm) || !cs_k_gemm_tile_usable(t)) continue;
+            if (t == (int)cs_k_gemm_pick(m, n, 1, g_n_sm) || !cs_k_gemm_tile_usable(t)) continue;
             g.tile = t;
             snprintf(nm, sizeof nm, "  %s tile %s", name, cs_k_gemm_tile_name(t));
             row(nm, shape, time_us(native_fn, &g) / NL, flops, bytes);
         }
+    bench_gemm_split(&g, name, shape, b, flops, bytes);
     snprintf(nm, sizeof nm, "%s cublaslt", name);
     row(nm, shape, time_us(ltc_fn, &g) / NL, flops, bytes);
     lt_free(&g.lt);
@@ -280,7 +313,7 @@ static void bench_small_ops(int b) {
 }
 
 void bench_mlp(int b); /* defined below main */
-void bench_stack(int b);
+void bench_stack(int b, int k_chunk);
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
@@ -305,6 +338,9 @@ int main(int argc, char **argv) {
     CU(cs_k_gemm_setup());
     LT(cublasLtCreate(&g_lt));
     CU(cudaMalloc(&g_ws, WS_BYTES));
+    CU(cudaMalloc((void **)&g_split_ws, SPLIT_WS_FLOATS * sizeof(float)));
+    CU(cudaMalloc((void **)&g_split_sem, SPLIT_SEMS * sizeof(unsigned)));
+    CU(cudaMemset(g_split_sem, 0, SPLIT_SEMS * sizeof(unsigned)));
     ceilings();
     printf("| %-26s | %-22s | %10s | %8s | %8s | %9s | %5s |\n", "kernel", "shape", "us", "TFLOP/s", "GB/s",
            "floor us", "x fl");
@@ -320,8 +356,11 @@ int main(int argc, char **argv) {
     bench_small_ops(256);
     bench_mlp(1);
     bench_mlp(256);
-    bench_stack(1);
-    bench_stack(256);
+    bench_stack(1, 0);
+    bench_stack(1, 384);
+    bench_stack(1, 768);
+    bench_stack(256, 0);
+    bench_stack(256, 384);
     LT(cublasLtDestroy(g_lt));
     CU(cudaFree(g_ws));
     printf("%s\n", g_fail ? "bench_kernels: VALIDATION FAILED" : "bench_kernels: done");
@@ -381,7 +420,9 @@ typedef struct {
 typedef struct { cudaGraphExec_t exec; } stack_ctx;
 static void stack_fn(void *p) { CU(cudaGraphLaunch(((stack_ctx *)p)->exec, g_s)); }
 
-void bench_stack(int b) {
+/* k_chunk > 0: every GEMM with that fixed split of K (CLIPSKIP_CUDA_K_CHUNK), the chunks on
+ * separate blocks at b <= 16 as the encoder does, in registers above. */
+void bench_stack(int b, int k_chunk) {
     const int m = 77 * b, d = 768, f = 3072;
     const clipskip_dtype dt = CLIPSKIP_DTYPE_F16;
     layer_w w[NL];
@@ -412,19 +453,22 @@ void bench_stack(int b) {
     CU(cudaMemcpy(off, ho, (size_t)(b + 1) * 4, cudaMemcpyHostToDevice));
     CU(cudaDeviceSynchronize());
     cudaGraph_t graph;
+    const int across = k_chunk > 0 && b <= 16;
+    auto gemm = [&](cs_k_gemm_args g) {
+        g.k_chunk = k_chunk;
+        g.split_ws = across ? g_split_ws : NULL;
+        g.split_sem = across ? g_split_sem : NULL;
+        CU(cs_k_gemm(&g, g_n_sm, -1, g_s));
+    };
     CU(cudaStreamBeginCapture(g_s, cudaStreamCaptureModeThreadLocal));
     for (int l = 0; l < NL; l++) {
         CU(cs_k_layernorm(a, dt, h, w[l].g1, w[l].be1, m, d, 1e-5f, g_s));
-        cs_k_gemm_args g1 = {a, w[l].wqkv, w[l].bqkv, qkv, m, 3 * d, d, dt, CS_K_EPI_BIAS, CLIPSKIP_ACT_QUICK_GELU};
-        CU(cs_k_gemm(&g1, g_n_sm, -1, g_s));
+        gemm({a, w[l].wqkv, w[l].bqkv, qkv, m, 3 * d, d, dt, CS_K_EPI_BIAS, CLIPSKIP_ACT_QUICK_GELU});
         CU(cs_k_attention(att, qkv, off, b, 12, d, 0.125f, 0, dt, g_s));
-        cs_k_gemm_args g2 = {att, w[l].wo, w[l].bo, h, m, d, d, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU};
-        CU(cs_k_gemm(&g2, g_n_sm, -1, g_s));
+        gemm({att, w[l].wo, w[l].bo, h, m, d, d, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU});
         CU(cs_k_layernorm(a, dt, h, w[l].g2, w[l].be2, m, d, 1e-5f, g_s));
-        cs_k_gemm_args g3 = {a, w[l].w1, w[l].b1, mid, m, f, d, dt, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_QUICK_GELU};
-        CU(cs_k_gemm(&g3, g_n_sm, -1, g_s));
-        cs_k_gemm_args g4 = {mid, w[l].w2, w[l].b2, h, m, d, f, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU};
-        CU(cs_k_gemm(&g4, g_n_sm, -1, g_s));
+        gemm({a, w[l].w1, w[l].b1, mid, m, f, d, dt, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_QUICK_GELU});
+        gemm({mid, w[l].w2, w[l].b2, h, m, d, f, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU});
     }
     CU(cudaStreamEndCapture(g_s, &graph));
     stack_ctx c;
@@ -432,9 +476,12 @@ void bench_stack(int b) {
     CU(cudaGraphDestroy(graph));
     char shape[64];
     snprintf(shape, sizeof shape, "B=%d 12 layers graph", b);
+    char nm[64];
+    if (k_chunk > 0) snprintf(nm, sizeof nm, "clip-l stack k%d %s", k_chunk, across ? "blocks" : "regs");
+    else snprintf(nm, sizeof nm, "clip-l stack (84 kernels)");
     /* 85 M matmul weights once + activations: weight floor dominates at B = 1 */
     const double flops = 2.0 * m * 84.9e6 / 1.0, bytes = 2.0 * 84.9e6 + 12.0 * m * (4.0 * 4 * d + 2.0 * 10 * d + 4.0 * f);
-    row("clip-l stack (84 kernels)", shape, time_us(stack_fn, &c), flops, bytes);
+    row(nm, shape, time_us(stack_fn, &c), flops, bytes);
     CU(cudaGraphExecDestroy(c.exec));
     for (int l = 0; l < NL; l++) {
         void *ps[12] = {w[l].wqkv, w[l].wo, w[l].w1, w[l].w2, w[l].bqkv, w[l].bo, w[l].b1, w[l].b2, w[l].g1, w[l].be1, w[l].g2, w[l].be2};

@@ -107,6 +107,10 @@ elif [ "$MODE" = carried ]; then
         run "test_gpu_e2e wgmma" "$LOG/tests.log" 90 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=wgmma128x256k64p \
             "$BIN/test_gpu_e2e"
     fi
+    # and with every GEMM on a fixed split of K (cross-block at small batches, in registers
+    # at large ones): same tolerances, batch invariance at 1/7/64/513 included
+    [ -x "$BIN/test_gpu_e2e" ] &&
+        run "test_gpu_e2e kchunk384" "$LOG/tests.log" 90 env CLIPSKIP_CUDA_K_CHUNK=384 "$BIN/test_gpu_e2e"
 fi
 
 # ---- benchmarks
@@ -136,11 +140,12 @@ fi
 # ---- end-to-end variants at three batch sizes, full depth: the defaults (outputs in pinned
 # memory from clipskip_host_alloc), outputs in malloc memory (driver copy), the same through
 # the pinned staging + memcpy (CLIPSKIP_CUDA_DOWNLOAD=pinned), cuBLASLt GEMMs, f16 output, and
-# each wgmma GEMM variant in place of the 128x128 tile (CLIPSKIP_CUDA_GEMM_LARGE_TILE)
+# each wgmma GEMM variant in place of the 128x128 tile (CLIPSKIP_CUDA_GEMM_LARGE_TILE), and
+# fixed splits of K (CLIPSKIP_CUDA_K_CHUNK: the batch-1 latency candidate)
 if [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     VB=(bench --random vit-l --backend cuda --batch 1,256,1024 --clip-skip 1 --seconds 0.3 --warmup 2 --no-text --quiet)
     WG=(wgmma128x128k64 wgmma128x256k64 wgmma128x128k64p wgmma128x256k64p)
-    for v in default pageable staged cublaslt f16out "${WG[@]}"; do
+    for v in default kchunk384 kchunk768 "${WG[@]}" cublaslt pageable staged f16out; do
         if [ "$(left)" -lt 45 ]; then
             record "variant $v" SKIP 0 "only $(left)s of the budget left"
             continue
@@ -150,6 +155,8 @@ if [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=$v "$CLI" \
                 "${VB[@]}" ;;
         default) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" ;;
+        kchunk*) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_K_CHUNK=${v#kchunk} "$CLI" \
+                "${VB[@]}" ;;
         pageable) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --out-memory pageable ;;
         staged) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_DOWNLOAD=pinned "$CLI" "${VB[@]}" --out-memory pageable ;;
         cublaslt) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --gemm cublaslt ;;

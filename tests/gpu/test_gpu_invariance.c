@@ -3,6 +3,8 @@
  *    the three configurations bitwise equal to each other, and a row computed alone (M = 1) or
  *    inside a batch of 77 bitwise equal to the same row inside M = 1001 (batch invariance);
  *    every epilogue, both dtypes; the output poisoned with NaN first, guard rows kept NaN.
+ *  - GEMM with a fixed split of K (k_chunk): every tile, chunks added in registers or across
+ *    blocks, bitwise equal; against float64; rows alone == rows in a batch; counters reset.
  *  - Attention (tensor-core head width 64 and the CUDA-core fallback): against float64; row i of a 77-token sequence bitwise equal to the
  *    last-only result of its prefix of i+1 tokens packed behind another sequence (causality and
  *    length invariance, which pooled-only passes rely on).
@@ -82,7 +84,8 @@ static void gemm_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, cs_k_e
         if (!cs_k_gemm_tile_usable(t)) continue; /* e.g. wgmma off sm_90a */
         dev_poison(dout, ob);
         if (resid) CU(cudaMemcpy(dout, r0, (size_t)m * n * sizeof(float), cudaMemcpyHostToDevice));
-        cs_k_gemm_args a = {dx, dw, epi == CS_K_EPI_NONE ? NULL : db, dout, m, n, k, dt, epi, act};
+        cs_k_gemm_args a = {.x = dx, .w = dw, .bias = epi == CS_K_EPI_NONE ? NULL : db, .out = dout,
+                             .m = m, .n = n, .k = k, .dtype = dt, .epi = epi, .act = act};
         CU(cs_k_gemm(&a, g_n_sm, t, 0));
         CU(cudaDeviceSynchronize());
         res[t] = dev_get(dout, out_n, odt);
@@ -147,7 +150,8 @@ static void gemm_batch_invariance(clipskip_dtype dt) {
     const size_t es = cs_dtype_size(dt);
     CU(cudaMalloc(&dout, (size_t)m * n * es));
     CU(cudaMalloc(&dsub, (size_t)77 * n * es));
-    cs_k_gemm_args a = {dx, dw, db, dout, m, n, k, dt, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_GELU};
+    cs_k_gemm_args a = {.x = dx, .w = dw, .bias = db, .out = dout, .m = m, .n = n, .k = k, .dtype = dt,
+                        .epi = CS_K_EPI_BIAS_ACT, .act = CLIPSKIP_ACT_GELU};
     CU(cs_k_gemm(&a, g_n_sm, -1, 0));
     CU(cudaDeviceSynchronize());
     uint16_t *full = malloc((size_t)m * n * es), *sub = malloc((size_t)77 * n * es);
@@ -176,6 +180,122 @@ static void gemm_batch_invariance(clipskip_dtype dt) {
     free(b);
     free(full);
     free(sub);
+}
+
+/* Fixed split of K (k_chunk): every mma.sync tile, with the chunks added in registers
+ * (in-block) and on separate blocks (cross-block, run twice: the counters must be back at 0),
+ * bitwise equal to each other and within 2e-3 of float64; rows alone (cross-block) bitwise
+ * equal to the same rows inside M = 1001 (in-block). */
+static void gemm_split_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, int32_t kc,
+                            cs_k_epilogue epi) {
+    const int resid = epi == CS_K_EPI_BIAS_RESID;
+    const clipskip_dtype odt = resid ? CLIPSKIP_DTYPE_F32 : dt;
+    const int32_t big = 1001, splits = cs_k_gemm_splits(k, kc);
+    float *x = malloc((size_t)big * k * sizeof(float)), *w = malloc((size_t)n * k * sizeof(float));
+    float *b = malloc((size_t)n * sizeof(float)), *r0 = calloc((size_t)big * n, sizeof(float));
+    tm_fill(x, (size_t)big * k, 1.0f, 0.0f);
+    tm_fill(w, (size_t)n * k, 1.0f / sqrtf((float)k), 0.0f);
+    tm_fill(b, (size_t)n, 0.5f, 0.0f);
+    tm_round(x, (size_t)big * k, dt);
+    tm_round(w, (size_t)n * k, dt);
+    void *dx = dev_put(x, (size_t)big * k, dt), *dw = dev_put(w, (size_t)n * k, dt);
+    float *db = dev_put(b, (size_t)n, CLIPSKIP_DTYPE_F32), *ws = NULL;
+    unsigned *sem = NULL;
+    const size_t out_n = (size_t)(big + 2) * n, ob = out_n * cs_dtype_size(odt);
+    const size_t n_sem = 1 << 16;
+    void *dout = NULL;
+    CU(cudaMalloc(&dout, ob));
+    CU(cudaMalloc((void **)&ws, (size_t)splits * big * n * sizeof(float)));
+    CU(cudaMalloc((void **)&sem, n_sem * sizeof(unsigned)));
+    CU(cudaMemset(sem, 0, n_sem * sizeof(unsigned)));
+    cs_k_gemm_args a = {.x = dx, .w = dw, .bias = db, .out = dout, .m = m, .n = n, .k = k, .dtype = dt,
+                        .epi = epi, .act = CLIPSKIP_ACT_QUICK_GELU, .k_chunk = kc};
+    float *first = NULL;
+    size_t differ = 0, runs = 0;
+    char what[112];
+    for (int t = 0; t < CS_K_GEMM_N_MMA_TILES; t++)
+        for (int run = 0; run < 3; run++) { /* in-block, cross-block, cross-block again */
+            if (!cs_k_gemm_tile_usable(t)) continue;
+            dev_poison(dout, ob);
+            if (resid) CU(cudaMemcpy(dout, r0, (size_t)m * n * sizeof(float), cudaMemcpyHostToDevice));
+            cs_k_gemm_args o = a;
+            o.split_ws = run ? ws : NULL;
+            o.split_sem = run ? sem : NULL;
+            const cudaError_t e = cs_k_gemm(&o, g_n_sm, t, 0);
+            if (e == cudaErrorInvalidValue) continue; /* chunk not a whole number of this k-tile */
+            CU(e);
+            CU(cudaDeviceSynchronize());
+            float *got = dev_get(dout, out_n, odt);
+            runs++;
+            if (!first) first = got;
+            else {
+                differ += memcmp(first, got, (size_t)m * n * sizeof(float)) != 0;
+                free(got);
+            }
+        }
+    snprintf(what, sizeof what, "gemm %s %dx%dx%d k_chunk %d (%d) tiles x split modes equal",
+             cs_dtype_name(dt), m, n, k, kc, splits);
+    report(what, runs >= 6 && differ == 0, "%g of the runs differ", (double)differ);
+    double num = 0, den = 0;
+    size_t guard = 0;
+    for (int32_t i = 0; first && i < m; i++)
+        for (int32_t j = 0; j < n; j++) {
+            double v = 0;
+            for (int32_t q = 0; q < k; q++) v += (double)x[(size_t)i * k + q] * w[(size_t)j * k + q];
+            v += b[j];
+            if (epi == CS_K_EPI_BIAS_ACT) v = act_ref(v, CLIPSKIP_ACT_QUICK_GELU);
+            const double g = first[(size_t)i * n + j];
+            num += isfinite(g) ? (g - v) * (g - v) : INFINITY;
+            den += v * v;
+        }
+    for (size_t i = (size_t)m * n; first && i < (size_t)(m + 2) * n; i++) guard += !isnan(first[i]);
+    snprintf(what, sizeof what, "gemm %s %dx%dx%d k_chunk %d vs fp64", cs_dtype_name(dt), m, n, k, kc);
+    report(what, first && sqrt(num / den) <= 2e-3 && guard == 0, "rel err %.3e", sqrt(num / den));
+
+    /* the backend's way: M = 1001 in-block, slices of it cross-block, tiles picked */
+    const size_t es = cs_dtype_size(odt);
+    char *full = malloc((size_t)big * n * es), *sub = malloc((size_t)big * n * es);
+    cs_k_gemm_args o = a;
+    o.m = big;
+    if (resid) CU(cudaMemcpy(dout, r0, (size_t)big * n * sizeof(float), cudaMemcpyHostToDevice));
+    CU(cs_k_gemm(&o, g_n_sm, -1, 0));
+    CU(cudaMemcpy(full, dout, (size_t)big * n * es, cudaMemcpyDeviceToHost));
+    size_t bad = 0;
+    const int32_t starts[3] = {0, 500, 924}, rows[3] = {1, 8, 77};
+    for (int si = 0; si < 3; si++)
+        for (int ri = 0; ri < 3; ri++) {
+            o = a;
+            o.x = (const char *)dx + (size_t)starts[si] * k * cs_dtype_size(dt);
+            o.m = rows[ri];
+            o.split_ws = ws;
+            o.split_sem = sem;
+            if (resid) CU(cudaMemcpy(dout, r0, (size_t)rows[ri] * n * sizeof(float), cudaMemcpyHostToDevice));
+            CU(cs_k_gemm(&o, g_n_sm, -1, 0));
+            CU(cudaMemcpy(sub, dout, (size_t)rows[ri] * n * es, cudaMemcpyDeviceToHost));
+            bad += memcmp(sub, full + (size_t)starts[si] * n * es, (size_t)rows[ri] * n * es) != 0;
+        }
+    unsigned *hs = malloc(n_sem * sizeof(unsigned));
+    CU(cudaMemcpy(hs, sem, n_sem * sizeof(unsigned), cudaMemcpyDeviceToHost));
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n_sem; i++) nonzero += hs[i] != 0;
+    snprintf(what, sizeof what, "gemm %s k_chunk %d rows alone == rows in batch", cs_dtype_name(dt), kc);
+    report(what, bad == 0, "%g mismatching slices", (double)bad);
+    snprintf(what, sizeof what, "gemm %s k_chunk %d split counters back at 0", cs_dtype_name(dt), kc);
+    report(what, nonzero == 0, "%g nonzero", (double)nonzero);
+    free(hs);
+    free(full);
+    free(sub);
+    free(first);
+    CU(cudaFree(dx));
+    CU(cudaFree(dw));
+    CU(cudaFree(db));
+    CU(cudaFree(dout));
+    CU(cudaFree(ws));
+    CU(cudaFree(sem));
+    free(x);
+    free(w);
+    free(b);
+    free(r0);
 }
 
 /* float64 causal attention of one sequence: q,k,v rows of qkv (len, 3d) -> out (len, d). */
@@ -278,6 +398,7 @@ int main(void) {
             gemm_case(dts[i], 77, 256, 768, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_GELU);
             gemm_case(dts[i], 130, 128, 256, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_GELU);
             gemm_case(dts[i], 45, 72, 40, CS_K_EPI_BIAS, CLIPSKIP_ACT_GELU);
+            gemm_split_case(dts[i], 45, 72, 520, 128, CS_K_EPI_BIAS_ACT);
             attention_checks(dts[i], 2, 64);
             attention_checks(dts[i], 1, 8);
         }
@@ -292,6 +413,10 @@ int main(void) {
         gemm_case(dts[i], 3, 768, 768, CS_K_EPI_NONE, CLIPSKIP_ACT_GELU);
         gemm_case(dts[i], 45, 72, 40, CS_K_EPI_BIAS, CLIPSKIP_ACT_GELU); /* N, K tails */
         gemm_batch_invariance(dts[i]);
+        gemm_split_case(dts[i], 77, 768, 3072, 384, CS_K_EPI_BIAS_RESID); /* CLIP-L fc2 */
+        gemm_split_case(dts[i], 77, 2304, 768, 384, CS_K_EPI_BIAS);       /* qkv */
+        gemm_split_case(dts[i], 130, 1024, 4096, 1024, CS_K_EPI_BIAS_RESID);
+        gemm_split_case(dts[i], 45, 72, 520, 128, CS_K_EPI_BIAS_ACT);     /* ragged last chunk */
         attention_checks(dts[i], 12, 64);
         attention_checks(dts[i], 20, 64);
         attention_checks(dts[i], 4, 8);  /* CUDA-core fallback: small test towers */

@@ -1,0 +1,102 @@
+/* CUDA backend: the native GEMM path (kernels/gemm.cu) — which tile each GEMM gets, and the
+ * fixed split of K.
+ *
+ * Two experiment switches, read once when the backend opens (tests/gpu/check.sh times them):
+ *   CLIPSKIP_CUDA_GEMM_LARGE_TILE=NAME  where the pick is the 128x128 tile, use tile NAME
+ *                                       (cs_k_gemm_tile_name, e.g. wgmma128x256k64p) instead.
+ *   CLIPSKIP_CUDA_K_CHUNK=N             every GEMM sums K in fixed chunks of N (a multiple of
+ *                                       128): one partial per chunk, added in chunk order. The
+ *                                       bits then depend on N, never on the batch, so rows stay
+ *                                       batch-invariant under one N (not across different N).
+ *                                       Small GEMMs run each chunk on its own block (partials
+ *                                       through a 32 MB device workspace), which is what gives
+ *                                       batch 1 more blocks than its tiles alone; large ones add
+ *                                       the chunks in registers.
+ * Both leave every result within the same tolerance of the CPU backend. */
+#ifdef CLIPSKIP_WITH_CUDA
+#include "cuda_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SPLIT_WS_FLOATS ((size_t)8 << 20) /* 32 MB of fp32 partials */
+#define SPLIT_SEMS ((size_t)1 << 16)      /* output tiles of one cross-block GEMM, at most */
+
+static clipskip_status gemm_large_tile(cs_backend *be) {
+    be->large_tile = -1;
+    const char *lt = getenv("CLIPSKIP_CUDA_GEMM_LARGE_TILE");
+    if (!lt || !*lt) return CLIPSKIP_OK;
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++)
+        if (!strcmp(lt, cs_k_gemm_tile_name(t))) be->large_tile = t;
+    if (be->large_tile < 0 || !cs_k_gemm_tile_usable(be->large_tile))
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_GEMM_LARGE_TILE=%s is %s on %s",
+                       lt, be->large_tile < 0 ? "not a GEMM tile name" : "not usable", be->name);
+    return CLIPSKIP_OK;
+}
+
+static clipskip_status gemm_k_chunk(cs_backend *be) {
+    be->k_chunk = 0;
+    const char *kc = getenv("CLIPSKIP_CUDA_K_CHUNK");
+    if (!kc || !*kc) return CLIPSKIP_OK;
+    char *end = NULL;
+    const long v = strtol(kc, &end, 10);
+    if (*end || v <= 0 || v % 128 || v > (1 << 20))
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_K_CHUNK=%s: want a positive "
+                       "multiple of 128 (the k-tiles of the GEMM tiles), e.g. 384", kc);
+    if (be->large_tile >= CS_K_GEMM_N_MMA_TILES)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_K_CHUNK does not combine with "
+                       "the wgmma tile %s (no split wgmma kernel yet)", cs_k_gemm_tile_name(be->large_tile));
+    be->k_chunk = (int32_t)v;
+    CU_TRY(be, cudaMalloc((void **)&be->split_ws, SPLIT_WS_FLOATS * sizeof(float)));
+    be->split_ws_floats = SPLIT_WS_FLOATS;
+    CU_TRY(be, cudaMalloc((void **)&be->split_sem, SPLIT_SEMS * sizeof(unsigned)));
+    CU_TRY(be, cudaMemset(be->split_sem, 0, SPLIT_SEMS * sizeof(unsigned)));
+    be->split_sems = SPLIT_SEMS;
+    return CLIPSKIP_OK;
+}
+
+clipskip_status cs_cu_gemm_init(cs_backend *be) {
+    CS_TRY(gemm_large_tile(be));
+    return gemm_k_chunk(be);
+}
+
+void cs_cu_gemm_free(cs_backend *be) {
+    if (be->split_ws) cudaFree(be->split_ws);
+    if (be->split_sem) cudaFree(be->split_sem);
+    be->split_ws = NULL;
+    be->split_sem = NULL;
+    be->split_ws_floats = be->split_sems = 0;
+}
+
+size_t cs_cu_gemm_bytes(const cs_backend *be) {
+    return be->split_ws_floats * sizeof(float) + be->split_sems * sizeof(unsigned);
+}
+
+/* With a k_chunk: chunks on separate blocks when the tiles alone make under two waves (fewer
+ * than 4 blocks per SM) and the partials fit the workspace; the tile is then picked counting
+ * tiles x chunks. Any choice gives the same bits (cs_k_gemm_args). */
+static int gemm_split_across(const cs_backend *be, cs_k_gemm_args *a, int tile) {
+    const int32_t s = cs_k_gemm_splits(a->k, a->k_chunk);
+    if (s < 2 || cs_k_gemm_tiles(tile, a->m, a->n) >= 4 * (size_t)be->n_sm) return tile;
+    if ((size_t)s * (size_t)a->m * (size_t)a->n > be->split_ws_floats) return tile;
+    const int t = cs_k_gemm_pick(a->m, a->n, s, be->n_sm);
+    if (cs_k_gemm_tiles(t, a->m, a->n) > be->split_sems) return tile;
+    a->split_ws = be->split_ws;
+    a->split_sem = be->split_sem;
+    return t;
+}
+
+clipskip_status cs_cu_gemm_native(cs_backend *be, const cs_cu_linear *lin, cs_k_epilogue epi,
+                                  clipskip_act act, const void *x, void *out, int32_t m) {
+    cs_k_gemm_args a = {.x = x, .w = lin->w, .bias = lin->b, .out = out, .m = m, .n = lin->n,
+                        .k = lin->k, .dtype = be->cdt, .epi = epi, .act = act};
+    int tile = cs_k_gemm_pick(m, lin->n, 1, be->n_sm);
+    if (be->large_tile >= 0 && tile == CS_K_GEMM_TILE_128x128) tile = be->large_tile;
+    if (be->k_chunk > 0) {
+        a.k_chunk = be->k_chunk;
+        tile = gemm_split_across(be, &a, tile);
+    }
+    CU_TRY(be, cs_k_gemm(&a, be->n_sm, tile, be->stream));
+    return CLIPSKIP_OK;
+}
+#endif
