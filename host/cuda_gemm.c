@@ -1,7 +1,7 @@
 /* CUDA backend: the native GEMM path (kernels/gemm.cu) — which tile each GEMM gets, and the
- * fixed split of K.
+ * fixed split of K — and the launch experiments.
  *
- * Two experiment switches, read once when the backend opens (tests/gpu/check.sh times them):
+ * Experiment switches, read once when the backend opens (tests/gpu/check.sh times them):
  *   CLIPSKIP_CUDA_GEMM_LARGE_TILE=NAME  where the pick is the 128x128 tile, use tile NAME
  *                                       (cs_k_gemm_tile_name, e.g. wgmma128x256k64p) instead.
  *   CLIPSKIP_CUDA_K_CHUNK=N             every GEMM sums K in fixed chunks of N (a multiple of
@@ -12,7 +12,9 @@
  *                                       through a 32 MB device workspace), which is what gives
  *                                       batch 1 more blocks than its tiles alone; large ones add
  *                                       the chunks in registers.
- * Both leave every result within the same tolerance of the CPU backend. */
+ *   CLIPSKIP_CUDA_PDL=1                 programmatic dependent launch (kernels.h: cs_k_set_pdl),
+ *                                       compute capability 9.0+ only; process-wide once set.
+ * None changes a result's tolerance against the CPU backend; PDL changes no bit. */
 #ifdef CLIPSKIP_WITH_CUDA
 #include "cuda_priv.h"
 
@@ -55,8 +57,21 @@ static clipskip_status gemm_k_chunk(cs_backend *be) {
     return CLIPSKIP_OK;
 }
 
+static clipskip_status launch_pdl(const cs_backend *be) {
+    const char *v = getenv("CLIPSKIP_CUDA_PDL");
+    if (!v || !*v || !strcmp(v, "0")) return CLIPSKIP_OK;
+    if (strcmp(v, "1"))
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_PDL=%s: want 0 or 1", v);
+    if (be->cc_major < 9)
+        return cs_fail(CLIPSKIP_ERR_UNSUPPORTED, "cuda: CLIPSKIP_CUDA_PDL=1 needs compute capability "
+                       "9.0 or newer (%s is %d.%d)", be->name, be->cc_major, be->cc_minor);
+    cs_k_set_pdl(1);
+    return CLIPSKIP_OK;
+}
+
 clipskip_status cs_cu_gemm_init(cs_backend *be) {
     CS_TRY(gemm_large_tile(be));
+    CS_TRY(launch_pdl(be));
     return gemm_k_chunk(be);
 }
 

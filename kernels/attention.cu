@@ -147,6 +147,8 @@ static __global__ void __launch_bounds__(ATT_WARPS * 32)
     __shared__ __align__(16) T sQ[CS_K_ATTN_MAX_T * ATT_LD];
     __shared__ __align__(16) T sK[CS_K_ATTN_MAX_T * ATT_LD];
     __shared__ __align__(16) T sV[CS_K_ATTN_MAX_T * ATT_LD];
+    cs_pdl_wait();
+    cs_pdl_trigger();
     const int seq = blockIdx.x, h = blockIdx.y;
     const int r0 = offsets[seq], len = offsets[seq + 1] - r0;
     if (len <= 0 || len > CS_K_ATTN_MAX_T) return; /* the host validated; never index past smem */
@@ -196,6 +198,8 @@ static __global__ void __launch_bounds__(ATT_WARPS * 32)
     __shared__ float sV[CS_K_ATTN_MAX_T][ATT_G_MAX_DH];
     __shared__ float sQ[ATT_WARPS][ATT_G_MAX_DH];
     __shared__ float sP[ATT_WARPS][CS_K_ATTN_MAX_T];
+    cs_pdl_wait();
+    cs_pdl_trigger();
     const int seq = blockIdx.x, h = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int r0 = offsets[seq], len = offsets[seq + 1] - r0;
     if (len <= 0 || len > CS_K_ATTN_MAX_T || dh > ATT_G_MAX_DH) return;
@@ -273,15 +277,19 @@ extern "C" cudaError_t cs_k_attention(void *out, const void *qkv, const int32_t 
     if (dtype == CLIPSKIP_DTYPE_F16) {
         __half *o = static_cast<__half *>(out);
         const __half *q = static_cast<const __half *>(qkv);
-        if (fast) attention_kernel<<<split ? grid_split : grid, ATT_WARPS * 32, 0, stream>>>(o, q, offsets, d, scale, last_only, split);
-        else attention_generic_kernel<<<grid, ATT_WARPS * 32, 0, stream>>>(o, q, offsets, d, dh, scale, last_only);
+        if (fast)
+            return cs_launch(attention_kernel<__half>, split ? grid_split : grid, dim3(ATT_WARPS * 32), 0,
+                             stream, o, q, offsets, (int)d, scale, last_only, split);
+        return cs_launch(attention_generic_kernel<__half>, grid, dim3(ATT_WARPS * 32), 0, stream, o, q,
+                         offsets, (int)d, dh, scale, last_only);
     } else if (dtype == CLIPSKIP_DTYPE_BF16) {
         __nv_bfloat16 *o = static_cast<__nv_bfloat16 *>(out);
         const __nv_bfloat16 *q = static_cast<const __nv_bfloat16 *>(qkv);
-        if (fast) attention_kernel<<<split ? grid_split : grid, ATT_WARPS * 32, 0, stream>>>(o, q, offsets, d, scale, last_only, split);
-        else attention_generic_kernel<<<grid, ATT_WARPS * 32, 0, stream>>>(o, q, offsets, d, dh, scale, last_only);
-    } else {
-        return cudaErrorInvalidValue;
+        if (fast)
+            return cs_launch(attention_kernel<__nv_bfloat16>, split ? grid_split : grid,
+                             dim3(ATT_WARPS * 32), 0, stream, o, q, offsets, (int)d, scale, last_only, split);
+        return cs_launch(attention_generic_kernel<__nv_bfloat16>, grid, dim3(ATT_WARPS * 32), 0, stream,
+                         o, q, offsets, (int)d, dh, scale, last_only);
     }
-    return cudaGetLastError();
+    return cudaErrorInvalidValue;
 }

@@ -168,4 +168,47 @@ __device__ __forceinline__ void cs_gemm_store_pair(const cs_k_gemm_args &a, int 
 
 static inline unsigned cs_div_up(size_t a, unsigned b) { return (unsigned)((a + b - 1) / b); }
 
+/* ---- programmatic dependent launch (PDL; sm_90+, off unless cs_k_set_pdl(1)).
+ * A kernel launched with it may start while the kernel before it in the stream still runs:
+ * it must call cs_pdl_wait() before it reads anything an earlier kernel wrote or writes
+ * anything one reads (it returns once the previous grid has finished and its writes are
+ * visible); what comes before the wait may only read data no kernel writes (weights).
+ * cs_pdl_trigger() lets the next kernel start its blocks; a block that never calls it
+ * triggers when it exits. Both are no-ops below sm_90 and in a launch without the attribute.
+ * Only kernels that call cs_pdl_wait() first may be launched through cs_launch. */
+__device__ __forceinline__ void cs_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void cs_pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+extern int cs_k_pdl_flag; /* kernels/launch.cu; cs_k_set_pdl */
+
+/* kernel<<<grid, block, smem, stream>>>(args...), with the PDL attribute when it is on;
+ * returns the launch's error. */
+template <typename... KArgs, typename... Args>
+static cudaError_t cs_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                             cudaStream_t stream, Args... args) {
+    if (!cs_k_pdl_flag) {
+        kernel<<<grid, block, smem, stream>>>(args...);
+        return cudaGetLastError();
+    }
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
+}
+
 #endif

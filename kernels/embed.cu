@@ -5,6 +5,8 @@
 template <typename TE>
 static __global__ void embed_kernel(float *h, const TE *tok, const float *pos_emb,
                                     const int32_t *ids, const int32_t *pos, int32_t m, int32_t d) {
+    cs_pdl_wait();
+    cs_pdl_trigger();
     const int d4 = d >> 2;
     const size_t n4 = (size_t)m * d4;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4;
@@ -29,20 +31,17 @@ extern "C" cudaError_t cs_k_embed(float *h, const void *tok_emb, clipskip_dtype 
     if (m == 0) return cudaSuccess;
     const size_t n4 = (size_t)m * (d / 4);
     const unsigned blocks = n4 / 256 + 1 < 8192 ? (unsigned)(n4 / 256 + 1) : 8192u;
+    const dim3 grid(blocks), block(256);
     switch (tok_dtype) {
     case CLIPSKIP_DTYPE_F32:
-        embed_kernel<float><<<blocks, 256, 0, stream>>>(h, static_cast<const float *>(tok_emb),
-                                                        pos_emb, ids, pos, m, d);
-        break;
+        return cs_launch(embed_kernel<float>, grid, block, 0, stream, h,
+                         static_cast<const float *>(tok_emb), pos_emb, ids, pos, m, d);
     case CLIPSKIP_DTYPE_F16:
-        embed_kernel<__half><<<blocks, 256, 0, stream>>>(
-            h, static_cast<const __half *>(tok_emb), pos_emb, ids, pos, m, d);
-        break;
+        return cs_launch(embed_kernel<__half>, grid, block, 0, stream, h,
+                         static_cast<const __half *>(tok_emb), pos_emb, ids, pos, m, d);
     case CLIPSKIP_DTYPE_BF16:
-        embed_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(
-            h, static_cast<const __nv_bfloat16 *>(tok_emb), pos_emb, ids, pos, m, d);
-        break;
+        return cs_launch(embed_kernel<__nv_bfloat16>, grid, block, 0, stream, h,
+                         static_cast<const __nv_bfloat16 *>(tok_emb), pos_emb, ids, pos, m, d);
     default: return cudaErrorInvalidValue;
     }
-    return cudaGetLastError();
 }

@@ -102,12 +102,17 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, SPLIT ? 1 : MIN_
     const int KT = (kend - k0 + BK - 1) / BK;
     const int chunk_kt = SPLIT ? a.k_chunk / BK : KT; /* k-tiles per chunk */
 
+    /* prologue: the weight tiles first (no kernel writes them: under PDL they stream in while
+     * the previous kernel finishes), then the activations once it has. Group 0 holds every
+     * prologue weight tile and activation tile 0, group s activation tile s. */
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++)
+        if (s < KT) cs_gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, k0 + s * BK, tid);
+    cs_pdl_wait();
+    cs_pdl_trigger();
 #pragma unroll
     for (int s = 0; s < STAGES - 1; s++) {
-        if (s < KT) {
-            cs_gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, k0 + s * BK, tid);
-            cs_gemm_load_tile<T, BN, BK, NT>(sB + s * BN * BK, W, n0, a.n, a.k, k0 + s * BK, tid);
-        }
+        if (s < KT) cs_gemm_load_tile<T, BM, BK, NT>(sA + s * BM * BK, X, m0, a.m, a.k, k0 + s * BK, tid);
         cs_cp_async_commit();
     }
 
@@ -239,13 +244,12 @@ static cudaError_t gemm_launch(const cs_k_gemm_args *a, int32_t splits, cudaStre
     const unsigned gz = splits > 1 && a->split_ws ? (unsigned)splits : 1u;
     if (gy > 65535u || gz > 65535u) return cudaErrorInvalidValue;
     dim3 grid(cs_div_up((size_t)a->n, BN), gy, gz);
+    const dim3 block(WARPS_M * WARPS_N * 32);
     if (splits > 1)
-        gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS, true>
-            <<<grid, WARPS_M * WARPS_N * 32, smem, stream>>>(*a);
-    else
-        gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS, false>
-            <<<grid, WARPS_M * WARPS_N * 32, smem, stream>>>(*a);
-    return cudaGetLastError();
+        return cs_launch(gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS, true>, grid,
+                         block, smem, stream, *a);
+    return cs_launch(gemm_kernel<T, BM, BN, BK, WARPS_M, WARPS_N, STAGES, MIN_BLOCKS, false>, grid,
+                     block, smem, stream, *a);
 }
 
 template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>

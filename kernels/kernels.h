@@ -33,6 +33,13 @@ extern "C" {
 #define CS_K_ATTN_HEAD_DIM 64
 #define CS_K_ATTN_MAX_HEAD_DIM 64
 
+/* Programmatic dependent launch (sm_90+ devices only; off by default): embed, layernorm,
+ * attention, gather and the mma.sync GEMM are then launched so that each may start while the
+ * kernel before it finishes (the GEMM streams its first weight tiles meanwhile). Process-wide;
+ * set it before capturing graphs. */
+void cs_k_set_pdl(int on);
+int cs_k_pdl(void);
+
 /* h(m, d) fp32 = tok_emb[ids[i]] (tok_dtype: F32/F16/BF16) + pos_emb[pos[i]] (fp32).
  * ids/pos (m) device int32, already range-checked by the caller. d % 4 == 0. */
 cudaError_t cs_k_embed(float *h, const void *tok_emb, clipskip_dtype tok_dtype,

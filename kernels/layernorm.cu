@@ -19,6 +19,8 @@ template <typename T>
 static __global__ void __launch_bounds__(LN_ROWS * 32)
     layernorm_kernel(T *out, const float *in, const float *gamma, const float *beta, int32_t m,
                      int32_t d, float eps) {
+    cs_pdl_wait();
+    cs_pdl_trigger();
     const int lane = threadIdx.x & 31;
     const size_t row = (size_t)blockIdx.x * LN_ROWS + (threadIdx.x >> 5);
     if (row >= (size_t)m) return;
@@ -65,12 +67,10 @@ extern "C" cudaError_t cs_k_layernorm(void *out, clipskip_dtype out_dtype, const
     if (m == 0) return cudaSuccess;
     const unsigned blocks = cs_div_up((size_t)m, LN_ROWS);
     if (out_dtype == CLIPSKIP_DTYPE_F16)
-        layernorm_kernel<__half><<<blocks, LN_ROWS * 32, 0, stream>>>(
-            static_cast<__half *>(out), in, gamma, beta, m, d, eps);
-    else if (out_dtype == CLIPSKIP_DTYPE_BF16)
-        layernorm_kernel<__nv_bfloat16><<<blocks, LN_ROWS * 32, 0, stream>>>(
-            static_cast<__nv_bfloat16 *>(out), in, gamma, beta, m, d, eps);
-    else
-        return cudaErrorInvalidValue;
-    return cudaGetLastError();
+        return cs_launch(layernorm_kernel<__half>, dim3(blocks), dim3(LN_ROWS * 32), 0, stream,
+                         static_cast<__half *>(out), in, gamma, beta, m, d, eps);
+    if (out_dtype == CLIPSKIP_DTYPE_BF16)
+        return cs_launch(layernorm_kernel<__nv_bfloat16>, dim3(blocks), dim3(LN_ROWS * 32), 0, stream,
+                         static_cast<__nv_bfloat16 *>(out), in, gamma, beta, m, d, eps);
+    return cudaErrorInvalidValue;
 }

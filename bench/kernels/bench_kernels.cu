@@ -313,7 +313,7 @@ static void bench_small_ops(int b) {
 }
 
 void bench_mlp(int b); /* defined below main */
-void bench_stack(int b, int k_chunk);
+void bench_stack(int b, int k_chunk, int pdl);
 
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
@@ -356,11 +356,16 @@ int main(int argc, char **argv) {
     bench_small_ops(256);
     bench_mlp(1);
     bench_mlp(256);
-    bench_stack(1, 0);
-    bench_stack(1, 384);
-    bench_stack(1, 768);
-    bench_stack(256, 0);
-    bench_stack(256, 384);
+    const int pdl = prop.major >= 9; /* programmatic dependent launch: sm_90+ */
+    for (int p = 0; p <= pdl; p++) {
+        bench_stack(1, 0, p);
+        bench_stack(1, 384, p);
+        bench_stack(1, 768, p);
+        bench_stack(16, 0, p);
+        bench_stack(16, 384, p);
+        bench_stack(256, 0, p);
+        if (!p) bench_stack(256, 384, p);
+    }
     LT(cublasLtDestroy(g_lt));
     CU(cudaFree(g_ws));
     printf("%s\n", g_fail ? "bench_kernels: VALIDATION FAILED" : "bench_kernels: done");
@@ -422,7 +427,7 @@ static void stack_fn(void *p) { CU(cudaGraphLaunch(((stack_ctx *)p)->exec, g_s))
 
 /* k_chunk > 0: every GEMM with that fixed split of K (CLIPSKIP_CUDA_K_CHUNK), the chunks on
  * separate blocks at b <= 16 as the encoder does, in registers above. */
-void bench_stack(int b, int k_chunk) {
+void bench_stack(int b, int k_chunk, int pdl) {
     const int m = 77 * b, d = 768, f = 3072;
     const clipskip_dtype dt = CLIPSKIP_DTYPE_F16;
     layer_w w[NL];
@@ -460,6 +465,7 @@ void bench_stack(int b, int k_chunk) {
         g.split_sem = across ? g_split_sem : NULL;
         CU(cs_k_gemm(&g, g_n_sm, -1, g_s));
     };
+    cs_k_set_pdl(pdl);
     CU(cudaStreamBeginCapture(g_s, cudaStreamCaptureModeThreadLocal));
     for (int l = 0; l < NL; l++) {
         CU(cs_k_layernorm(a, dt, h, w[l].g1, w[l].be1, m, d, 1e-5f, g_s));
@@ -471,14 +477,16 @@ void bench_stack(int b, int k_chunk) {
         gemm({mid, w[l].w2, w[l].b2, h, m, d, f, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU});
     }
     CU(cudaStreamEndCapture(g_s, &graph));
+    cs_k_set_pdl(0);
     stack_ctx c;
     CU(cudaGraphInstantiate(&c.exec, graph, 0));
     CU(cudaGraphDestroy(graph));
     char shape[64];
     snprintf(shape, sizeof shape, "B=%d 12 layers graph", b);
     char nm[64];
-    if (k_chunk > 0) snprintf(nm, sizeof nm, "clip-l stack k%d %s", k_chunk, across ? "blocks" : "regs");
-    else snprintf(nm, sizeof nm, "clip-l stack (84 kernels)");
+    if (k_chunk > 0)
+        snprintf(nm, sizeof nm, "clip-l stack k%d %s%s", k_chunk, across ? "blocks" : "regs", pdl ? " pdl" : "");
+    else snprintf(nm, sizeof nm, "clip-l stack (84 kernels)%s", pdl ? " pdl" : "");
     /* 85 M matmul weights once + activations: weight floor dominates at B = 1 */
     const double flops = 2.0 * m * 84.9e6 / 1.0, bytes = 2.0 * 84.9e6 + 12.0 * m * (4.0 * 4 * d + 2.0 * 10 * d + 4.0 * f);
     row(nm, shape, time_us(stack_fn, &c), flops, bytes);

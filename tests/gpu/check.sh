@@ -137,15 +137,40 @@ else
     record "bench + HF baseline" SKIP 0 "no clipskip binary or bench/run_gpu.sh"
 fi
 
+# ---- compute-sanitizer on the kernel test, small shapes, while time is left: memcheck before
+# the end-to-end variants (it covers the newest kernels), racecheck after them
+TI=$BIN/test_gpu_invariance
+[ -x "$TI" ] || TI=$BIN/tests/gpu/test_gpu_invariance
+sanitize() { # sanitize TOOL MAX_SECONDS
+    if ! command -v compute-sanitizer >/dev/null 2>&1 || [ ! -x "$TI" ]; then
+        record "sanitizer $1" SKIP 0 "not installed or no test binary"
+        return
+    fi
+    local L T
+    L=$(left)
+    T=$(( L - 15 < $2 ? L - 15 : $2 ))
+    if [ "$L" -gt 40 ]; then
+        run "sanitizer $1" "$LOG/tests.log" "$T" env CS_TEST_QUICK=1 \
+            compute-sanitizer --tool "$1" --error-exitcode 3 "$TI"
+    else
+        record "sanitizer $1" SKIP 0 "only ${L}s of the budget left"
+    fi
+}
+sanitize memcheck 60
+
 # ---- end-to-end variants at three batch sizes, full depth: the defaults (outputs in pinned
 # memory from clipskip_host_alloc), outputs in malloc memory (driver copy), the same through
 # the pinned staging + memcpy (CLIPSKIP_CUDA_DOWNLOAD=pinned), cuBLASLt GEMMs, f16 output, and
 # each wgmma GEMM variant in place of the 128x128 tile (CLIPSKIP_CUDA_GEMM_LARGE_TILE), and
-# fixed splits of K (CLIPSKIP_CUDA_K_CHUNK: the batch-1 latency candidate)
+# fixed splits of K (CLIPSKIP_CUDA_K_CHUNK) and programmatic dependent launch
+# (CLIPSKIP_CUDA_PDL): the batch-1 latency candidates
 if [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
-    VB=(bench --random vit-l --backend cuda --batch 1,256,1024 --clip-skip 1 --seconds 0.3 --warmup 2 --no-text --quiet)
+    VB=(bench --random vit-l --backend cuda --batch 1,8,256,1024 --clip-skip 1 --seconds 0.3 --warmup 2 --no-text --quiet)
     WG=(wgmma128x128k64 wgmma128x256k64 wgmma128x128k64p wgmma128x256k64p)
-    for v in default kchunk384 kchunk768 "${WG[@]}" cublaslt pageable staged f16out; do
+    VS=(default kchunk384 kchunk768 pdl pdl-kchunk384 "${WG[@]}" cublaslt)
+    # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
+    [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
+    for v in "${VS[@]}"; do
         if [ "$(left)" -lt 45 ]; then
             record "variant $v" SKIP 0 "only $(left)s of the budget left"
             continue
@@ -157,6 +182,9 @@ if [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
         default) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" ;;
         kchunk*) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_K_CHUNK=${v#kchunk} "$CLI" \
                 "${VB[@]}" ;;
+        pdl) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_PDL=1 "$CLI" "${VB[@]}" ;;
+        pdl-kchunk*) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_PDL=1 \
+                CLIPSKIP_CUDA_K_CHUNK=${v#pdl-kchunk} "$CLI" "${VB[@]}" ;;
         pageable) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --out-memory pageable ;;
         staged) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_DOWNLOAD=pinned "$CLI" "${VB[@]}" --out-memory pageable ;;
         cublaslt) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --gemm cublaslt ;;
@@ -167,22 +195,7 @@ else
     record "variants" SKIP 0 "only $(left)s of the budget left"
 fi
 
-# ---- compute-sanitizer on the kernel test, small shapes, while time is left
-TI=$BIN/test_gpu_invariance
-[ -x "$TI" ] || TI=$BIN/tests/gpu/test_gpu_invariance
-if command -v compute-sanitizer >/dev/null 2>&1 && [ -x "$TI" ]; then
-    for tool in memcheck racecheck; do
-        L=$(left)
-        if [ "$L" -gt 40 ]; then
-            run "sanitizer $tool" "$LOG/tests.log" $(( L - 15 )) env CS_TEST_QUICK=1 \
-                compute-sanitizer --tool "$tool" --error-exitcode 3 "$TI"
-        else
-            record "sanitizer $tool" SKIP 0 "only ${L}s of the budget left"
-        fi
-    done
-else
-    record "compute-sanitizer" SKIP 0 "not installed or no test binary"
-fi
+sanitize racecheck 240
 
 # ---- summary: bench table, then the step table (last, so the reply's tail shows it)
 {

@@ -4,7 +4,7 @@
  *  - a random ViT-L-shaped tower (12 x 768, built in memory): CPU vs CUDA F16, BF16 and the
  *    cuBLASLt path; batch invariance (a prompt alone and inside batches of 7, 64 and 513 gives
  *    bitwise identical rows); mixed depths in one batch bitwise equal to each row encoded alone;
- *    the memory report.
+ *    the memory report; programmatic dependent launch (sm_90+) changes no bit.
  * Relative Frobenius error per output tensor <= 2e-3 (ARCHITECTURE.md numerics contract) for
  * F16; BF16 gets 1e-2: its 8-bit mantissa makes one rounding of an activation 2^-9 ~ 2e-3
  * already, and a forward pass rounds every layer's activations several times. NaN never passes.
@@ -12,6 +12,7 @@
  * the compiled-in data folder (a build carried to another machine). */
 #include "backend.h"
 #include "gpu_test_model.h"
+#include "kernels.h"
 #include "test_util.h"
 
 #include <dirent.h>
@@ -274,6 +275,57 @@ static void vitl_mixed_depths(const clipskip_model *m, clipskip_encoder *gpu) {
     free(ids);
 }
 
+/* The launch experiments change when kernels start, never a bit: an encoder opened with
+ * CLIPSKIP_CUDA_PDL=1 (programmatic dependent launch, sm_90+) gives the same outputs as `gpu`
+ * for a batch of 64, from a direct run and from its captured graph. */
+static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
+    const char *prev = getenv("CLIPSKIP_CUDA_PDL");
+    char saved[16] = "";
+    if (prev) snprintf(saved, sizeof saved, "%s", prev);
+    setenv("CLIPSKIP_CUDA_PDL", "1", 1);
+    clipskip_encoder_params p = clipskip_encoder_default_params();
+    p.backend = CLIPSKIP_BACKEND_CUDA;
+    p.compute_dtype = CLIPSKIP_DTYPE_F16;
+    p.max_batch = 64;
+    clipskip_encoder *e = NULL;
+    const clipskip_status st = clipskip_encoder_init(m, &p, &e);
+    if (prev) setenv("CLIPSKIP_CUDA_PDL", saved, 1);
+    else unsetenv("CLIPSKIP_CUDA_PDL");
+    if (st == CLIPSKIP_ERR_UNSUPPORTED) {
+        printf("  skip  vit-l PDL: %s\n", clipskip_last_error());
+        return;
+    }
+    CHECK_OK(st);
+    const int32_t rows = 64;
+    clipskip_encode_options opt = clipskip_encode_default_options();
+    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    opt.row.clip_skip = 2;
+    int32_t *ids = make_ids(&m->towers[0].info, rows);
+    outs ref, got;
+    outs_alloc(&ref, m, &opt, rows);
+    outs_alloc(&got, m, &opt, rows);
+    CHECK_OK(encode(gpu, ids, rows, &opt, &ref));
+    size_t bad = 0;
+    for (int run = 0; run < 2; run++) { /* the second from the captured graph */
+        CHECK_OK(encode(e, ids, rows, &opt, &got));
+        for (int32_t r = 0; r < rows; r++) {
+            outs one = ref;
+            one.hidden += (size_t)r * CLIPSKIP_CONTEXT * ref.hd;
+            one.pooled += (size_t)r * ref.pd;
+            one.embeds += (size_t)r * ref.ed;
+            bad += row_diff(&one, &got, r);
+        }
+    }
+    printf("  %-5s vit-l PDL on == off, batch 64, direct and graph: %zu differing outputs\n",
+           bad ? "FAIL" : "ok", bad);
+    if (bad) cs_test_failures++;
+    clipskip_encoder_free(e);
+    if (!prev || strcmp(saved, "1")) cs_k_set_pdl(0); /* process-wide: back to what it was */
+    outs_free(&ref);
+    outs_free(&got);
+    free(ids);
+}
+
 static void test_vitl(void) {
     const tm_shape s = {12, 768, 12, 3072, CLIPSKIP_VOCAB, 768, CLIPSKIP_ACT_QUICK_GELU, CLIPSKIP_DTYPE_F16, 1};
     clipskip_model *m = tm_make(&s);
@@ -293,6 +345,7 @@ static void test_vitl(void) {
     vitl_batch_invariance(m, gpu, 1, CLIPSKIP_FINAL_LN_ON);
     vitl_batch_invariance(m, gpu, 2, CLIPSKIP_FINAL_LN_OFF);
     vitl_mixed_depths(m, gpu);
+    vitl_pdl_same_bits(m, gpu);
     clipskip_encoder_free(lt);
     clipskip_encoder_free(bf);
     clipskip_encoder_free(gpu);
