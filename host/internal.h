@@ -78,6 +78,10 @@ clipskip_status cs_npy_write(const char *path, const void *data, clipskip_dtype 
 /* A fast 64-bit hash of n bytes (word at a time, then mixed); not for adversarial keys. */
 uint64_t cs_hash_bytes(const void *p, size_t n);
 
+/* cJSON_ParseWithLengthOpts(text, len, end, 0) under a process-wide lock (host/json.c: cJSON's
+ * parse writes a global error record, a data race between threads). */
+struct cJSON *cs_json_parse(const char *text, size_t len, const char **end);
+
 /* Number of online CPUs (>= 1). */
 int cs_cpu_count(void);
 

@@ -102,7 +102,7 @@ clipskip_status cs_hf_config_read(const char *dir, int verbose, cs_hf_config *cf
     int missing;
     clipskip_status s = read_text(cfg->path, &text, &missing);
     if (s || missing) return s;
-    cJSON *root = cJSON_Parse(text);
+    cJSON *root = cs_json_parse(text, strlen(text) + 1, NULL);
     free(text);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

@@ -149,7 +149,7 @@ static clipskip_status parse_header_json(const uint8_t *h, size_t n, const char 
     memcpy(text, h, n);
     text[n] = 0;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &end, 0);
+    cJSON *root = cs_json_parse(text, n + 1, &end);
     size_t pos = end ? (size_t)(end - text) : 0;
     if (!root) {
         free(text);

@@ -468,7 +468,7 @@ static enum MHD_Result reply_encode(cs_req *r, cs_encode_req *e, const cs_job *j
 static cJSON *parse_body(cs_req *r, verr *v) {
     const char *end = NULL;
     if (r->body.len == 0) return bad(v, "body: empty; send a JSON object"), NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(r->body.data, r->body.len, &end, 0);
+    cJSON *root = cs_json_parse(r->body.data, r->body.len, &end);
     if (!root) {
         size_t at = end && end >= r->body.data ? (size_t)(end - r->body.data) : 0;
         bad(v, "body: malformed JSON near byte %zu", at);

@@ -406,7 +406,7 @@ static clipskip_status load_folder(clipskip_tokenizer *tok, const char *dir) {
     st = read_file(mpath, &mdata, &mlen);
     if (st) goto done;
     const char *jend = NULL;
-    json = cJSON_ParseWithLengthOpts((const char *)vdata, vlen, &jend, 0);
+    json = cs_json_parse((const char *)vdata, vlen, &jend);
     if (!cJSON_IsObject(json)) {
         st = cs_fail(CLIPSKIP_ERR_FORMAT, "%s: not a JSON object (parse stopped at byte %ld)", vpath,
                      jend ? (long)(jend - (const char *)vdata) : 0L);

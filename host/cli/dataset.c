@@ -1,4 +1,5 @@
 #include "dataset.h"
+#include "internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -135,7 +136,7 @@ static int csv_header(cs_dataset *ds, const char *column) {
 
 /* ---- JSONL */
 static void json_record(cs_dataset *ds, ssize_t n, cs_ds_record *rec) {
-    cJSON *j = cJSON_ParseWithLength(ds->line, (size_t)n);
+    cJSON *j = cs_json_parse(ds->line, (size_t)n, NULL);
     const cJSON *v = j ? cJSON_GetObjectItemCaseSensitive(j, ds->key) : NULL;
     ds->out_len = 0;
     if (!j || !cJSON_IsObject(j)) rec->error = "not a JSON object";
