@@ -227,12 +227,12 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, SPLIT ? 1 : MIN_
 #define GEMM_BK_OF(i, nm, bm, bn, bk, ...) bk,
 #define GEMM_NAME_OF(i, nm, ...) nm,
 static_assert(CS_K_GEMM_N_MMA_TILES == 7, "GEMM_CONFIGS and kernels.h disagree");
-static const int gemm_bm[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BM_OF) 128, 128, 128, 128};
-static const int gemm_bn[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BN_OF) 128, 256, 128, 256};
-static const int gemm_bk[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BK_OF) 64, 64, 64, 64};
+static const int gemm_bm[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BM_OF) 128, 128, 128, 128, 128, 128};
+static const int gemm_bn[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BN_OF) 128, 256, 128, 256, 128, 256};
+static const int gemm_bk[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BK_OF) 64, 64, 64, 64, 64, 64};
 static const char *const gemm_names[CS_K_GEMM_N_TILES] = {
     GEMM_CONFIGS(GEMM_NAME_OF) "wgmma128x128k64", "wgmma128x256k64", "wgmma128x128k64p",
-    "wgmma128x256k64p"};
+    "wgmma128x256k64p", "wgmma128x128ws", "wgmma128x256ws"};
 /* Whether cs_k_gemm_setup could give the configuration its shared memory on this device. */
 static bool gemm_ok[CS_K_GEMM_N_TILES];
 

@@ -96,7 +96,10 @@ typedef enum {
      * 128 x BN tiles, k-tile 64; _P: one wgmma group kept in flight, 4 stages */
     CS_K_GEMM_TILE_WGMMA = 7, CS_K_GEMM_TILE_WGMMA_256 = 8, CS_K_GEMM_TILE_WGMMA_P = 9,
     CS_K_GEMM_TILE_WGMMA_256_P = 10,
-    CS_K_GEMM_N_TILES = 11
+    /* kernels/gemm_wgmma_ws.cu: TMA loads by a producer warpgroup, 2 consumer warpgroups,
+     * 128 x 128 (6 stages) and 128 x 256 (4 stages); never run yet */
+    CS_K_GEMM_TILE_WGMMA_WS = 11, CS_K_GEMM_TILE_WGMMA_WS_256 = 12,
+    CS_K_GEMM_N_TILES = 13
 } cs_k_gemm_tile;
 /* The mma.sync configurations are 0 .. CS_K_GEMM_N_MMA_TILES - 1 (bitwise equal by design). */
 #define CS_K_GEMM_N_MMA_TILES 7
