@@ -316,6 +316,7 @@ void bench_mlp(int b); /* defined below main */
 void bench_stack(int b, int k_chunk, int pdl);
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* rows reach a log even if a time limit kills the run */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) g_reps = 7;
         else if (!strcmp(argv[i], "--no-sweep")) g_sweep = 0;

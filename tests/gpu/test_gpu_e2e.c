@@ -354,6 +354,7 @@ static void test_vitl(void) {
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* lines reach check.sh's log even if it times out */
     if (!cs_cuda_available()) {
         printf("SKIPPED: no usable CUDA device\n");
         return 77;

@@ -377,6 +377,7 @@ static void attention_checks(clipskip_dtype dt, int32_t heads, int32_t dh) {
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* lines reach check.sh's log even if it times out */
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
         printf("SKIPPED: no usable CUDA device\n");

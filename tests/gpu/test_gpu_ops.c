@@ -304,6 +304,7 @@ static void run_family(const char *name, const tm_shape *s, clipskip_dtype cdt, 
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* lines reach check.sh's log even if it times out */
     if (!cs_cuda_available()) {
         printf("SKIPPED: no usable CUDA device\n");
         return 77;
