@@ -87,14 +87,7 @@ static __global__ void __launch_bounds__(WG_THREADS, 1) wg_gemm_kernel(cs_k_gemm
 
         const uint32_t tA = cs_smem_addr(sA + (kt % STAGES) * WG_BM * WG_BK) + wgi * 64 * 128;
         const uint32_t tB = cs_smem_addr(sB + (kt % STAGES) * BN * WG_BK);
-        wg_pin<ND>(d);
-        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#pragma unroll
-        for (int kk = 0; kk < WG_BK / 16; kk++)
-            wg_mma<T, BN>::run(d, wg_desc(tA + kk * 32), wg_desc(tB + kk * 32));
-        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-        asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(DEPTH) : "memory");
-        wg_pin<ND>(d);
+        wg_ktile<T, BN, DEPTH>(d, tA, tB);
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     wg_pin<ND>(d);

@@ -127,14 +127,7 @@ static __global__ void __launch_bounds__(WS_THREADS, 1)
         ws_bar_wait(&full[s], (kt / STAGES) & 1);
         const uint32_t tA = cs_smem_addr(sA + s * WG_BM * WG_BK) + c * 64 * 128;
         const uint32_t tB = cs_smem_addr(sB + s * BN * WG_BK);
-        wg_pin<ND>(d);
-        asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#pragma unroll
-        for (int kk = 0; kk < WG_BK / 16; kk++)
-            wg_mma<T, BN>::run(d, wg_desc(tA + kk * 32), wg_desc(tB + kk * 32));
-        asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-        asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); /* tile kt-1 done */
-        wg_pin<ND>(d);
+        wg_ktile<T, BN, 1>(d, tA, tB); /* returns with tile kt-1's group done */
         if (kt > 0) ws_bar_arrive(&empty[(kt - 1) % STAGES]);
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");

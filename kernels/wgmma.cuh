@@ -92,6 +92,22 @@ template <int N> __device__ __forceinline__ void wg_pin(float *d) {
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
 }
 
+#if WG_HAVE
+/* One 64-deep k-tile of a warpgroup: its four k-steps of 16 as one wgmma group, then wait until
+ * at most DEPTH groups are in flight. tA, tB: shared addresses of the warpgroup's 64 A rows and
+ * of the BN B rows of the tile (128-byte swizzle). */
+template <typename T, int BN, int DEPTH>
+__device__ __forceinline__ void wg_ktile(float *d, uint32_t tA, uint32_t tB) {
+    wg_pin<BN / 2>(d);
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+    for (int kk = 0; kk < WG_BK / 16; kk++) wg_mma<T, BN>::run(d, wg_desc(tA + kk * 32), wg_desc(tB + kk * 32));
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(DEPTH) : "memory");
+    wg_pin<BN / 2>(d);
+}
+#endif
+
 /* Epilogue of one warpgroup's 64 x BN accumulators (rows r0 .. r0 + 63, columns n0 ..):
  * accumulator j*4 + i*2 + e sits at row 16 warp + lane/4 + 8 i, column 8 j + 2 (lane % 4) + e. */
 template <typename T, int BN>
