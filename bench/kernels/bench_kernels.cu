@@ -28,14 +28,7 @@ extern "C" {
 #include <stdlib.h>
 #include <string.h>
 
-#define CU(x)                                                                                  \
-    do {                                                                                       \
-        cudaError_t e_ = (x);                                                                  \
-        if (e_ != cudaSuccess) {                                                               \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-            exit(1);                                                                           \
-        }                                                                                      \
-    } while (0)
+#include "cu_check.h"
 #define LT(x)                                                                                  \
     do {                                                                                       \
         cublasStatus_t s_ = (x);                                                               \
