@@ -37,5 +37,18 @@ out=$("$BIN" info --bogus 2>&1); rc=$?
 [ $rc -eq 2 ] || { echo "FAIL: unknown option exit $rc, expected 2"; fail=1; }
 out=$("$BIN" info 2>&1); rc=$?
 [ $rc -eq 2 ] || { echo "FAIL: no file exit $rc, expected 2"; fail=1; }
+# --backend cpu: an encoder for --batch prompts, its memory after one full pass (SDXL: both towers)
+out=$("$BIN" info --backend cpu --batch 3 "$M/sdxl.safetensors" 2>&1); rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: info --backend cpu exit $rc"; fail=1; }
+check "encoder text" "$out" "encoder: cpu (cpu: "
+check "encoder text" "$out" "activations  [0-9.]* MB after one pass of 3 full-length prompts"
+out=$("$BIN" info --json --backend cpu --batch 2 --random tiny 2>&1); rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: info --random tiny --backend cpu --json exit $rc"; fail=1; }
+if command -v python3 >/dev/null; then
+    printf '%s' "$out" | python3 -c 'import json,sys; e=json.load(sys.stdin)[0]["encoder"]; assert e["backend"]=="cpu" and e["max_batch"]==2 and e["weight_bytes"]>0 and e["activation_bytes"]>0, e' \
+        || { echo "FAIL: --json encoder entry"; printf '%s\n' "$out" | tail -12; fail=1; }
+fi
+out=$("$BIN" info --backend cpu --batch 0 "$M/sd1.safetensors" 2>&1); rc=$?
+[ $rc -eq 2 ] || { echo "FAIL: --batch 0 exit $rc, expected 2"; fail=1; }
 [ $fail -eq 0 ] && echo "cli_info: all checks passed"
 exit $fail
