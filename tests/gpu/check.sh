@@ -119,6 +119,10 @@ elif [ "$MODE" = carried ]; then
     [ -x "$BIN/test_gpu_e2e" ] &&
         run "test_gpu_e2e kchunk384" "$LOG/tests.log" 90 env CLIPSKIP_CUDA_K_CHUNK=384 "$BIN/test_gpu_e2e"
 fi
+# the program itself on CUDA: info, encode vs the CPU backend, serve (never run on a GPU before)
+if [ -x "$BIN/clipskip" ]; then
+    run "cli smoke (cuda)" "$LOG/tests.log" 60 tests/gpu/cli_smoke.sh "$BIN/clipskip"
+fi
 
 # ---- benchmarks
 KB=$BIN/bench_kernels
