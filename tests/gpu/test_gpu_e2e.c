@@ -4,7 +4,8 @@
  *  - a random ViT-L-shaped tower (12 x 768, built in memory): CPU vs CUDA F16, BF16 and the
  *    cuBLASLt path; batch invariance (a prompt alone and inside batches of 7, 64 and 513 gives
  *    bitwise identical rows); mixed depths in one batch bitwise equal to each row encoded alone;
- *    the memory report; programmatic dependent launch (sm_90+) changes no bit.
+ *    the memory report; programmatic dependent launch (sm_90+) changes no bit; running out of
+ *    device memory is a CLIPSKIP_ERR_NOMEM the same encoder recovers from.
  * Relative Frobenius error per output tensor <= 2e-3 (ARCHITECTURE.md numerics contract) for
  * F16; BF16 gets 1e-2: its 8-bit mantissa makes one rounding of an activation 2^-9 ~ 2e-3
  * already, and a forward pass rounds every layer's activations several times. NaN never passes.
@@ -326,6 +327,64 @@ static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
     free(ids);
 }
 
+/* Out of device memory is an error the caller can act on: an encoder made for 400000 prompts
+ * (their activations alone need well over an H200's 141 GB) fails the full-batch call with
+ * CLIPSKIP_ERR_NOMEM, then encodes a small batch bitwise like `gpu` does. Pooled output only,
+ * so the host side stays small. */
+static void vitl_oom(const clipskip_model *m, clipskip_encoder *gpu) {
+    const int32_t big = 400000, small = 2;
+    clipskip_encoder_params p = clipskip_encoder_default_params();
+    p.backend = CLIPSKIP_BACKEND_CUDA;
+    p.max_batch = big;
+    clipskip_encoder *e = NULL;
+    clipskip_status st = clipskip_encoder_init(m, &p, &e);
+    if (st != CLIPSKIP_OK) { /* refusing at init is acting on it too */
+        printf("  %-5s vit-l max_batch %d: init %s: %s\n", st == CLIPSKIP_ERR_NOMEM ? "ok" : "FAIL", big,
+               clipskip_status_str(st), clipskip_last_error());
+        if (st != CLIPSKIP_ERR_NOMEM) cs_test_failures++;
+        return;
+    }
+    clipskip_encode_options opt = clipskip_encode_default_options();
+    opt.outputs = CLIPSKIP_OUT_POOLED;
+    int32_t *ids = malloc((size_t)big * CLIPSKIP_CONTEXT * sizeof(int32_t));
+    float *pooled = malloc((size_t)big * m->towers[0].info.d_model * sizeof(float));
+    REQUIRE(ids && pooled);
+    for (size_t i = 0; i < (size_t)big * CLIPSKIP_CONTEXT; i++) {
+        const size_t j = i % CLIPSKIP_CONTEXT;
+        ids[i] = j == 0 ? CLIPSKIP_BOS : j == CLIPSKIP_CONTEXT - 1 ? CLIPSKIP_EOS : (int32_t)(j * 7);
+    }
+    clipskip_outputs out = {NULL, pooled, NULL};
+    st = clipskip_encode_ids(e, ids, big, &opt, &out);
+    printf("  %-5s vit-l %d prompts on one encoder: %s: %s\n", st == CLIPSKIP_ERR_NOMEM ? "ok" : "FAIL", big,
+           clipskip_status_str(st), st ? clipskip_last_error() : "(no error)");
+    if (st != CLIPSKIP_ERR_NOMEM) cs_test_failures++;
+    free(pooled);
+    free(ids);
+    /* the same encoder, afterwards: a small batch, bitwise as the other encoder gives it */
+    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    int32_t *sids = make_ids(&m->towers[0].info, small);
+    outs ref, got;
+    outs_alloc(&ref, m, &opt, small);
+    outs_alloc(&got, m, &opt, small);
+    CHECK_OK(encode(gpu, sids, small, &opt, &ref));
+    st = encode(e, sids, small, &opt, &got);
+    size_t bad = st != CLIPSKIP_OK;
+    for (int32_t r = 0; !bad && r < small; r++) {
+        outs one = ref;
+        one.hidden += (size_t)r * CLIPSKIP_CONTEXT * ref.hd;
+        one.pooled += (size_t)r * ref.pd;
+        one.embeds += (size_t)r * ref.ed;
+        bad += row_diff(&one, &got, r);
+    }
+    printf("  %-5s vit-l after the failed call: %d prompts %s\n", bad ? "FAIL" : "ok", small,
+           st ? clipskip_last_error() : bad ? "differ from another encoder's" : "bitwise as another encoder's");
+    if (bad) cs_test_failures++;
+    outs_free(&ref);
+    outs_free(&got);
+    free(sids);
+    clipskip_encoder_free(e);
+}
+
 static void test_vitl(void) {
     const tm_shape s = {12, 768, 12, 3072, CLIPSKIP_VOCAB, 768, CLIPSKIP_ACT_QUICK_GELU, CLIPSKIP_DTYPE_F16, 1};
     clipskip_model *m = tm_make(&s);
@@ -346,6 +405,7 @@ static void test_vitl(void) {
     vitl_batch_invariance(m, gpu, 2, CLIPSKIP_FINAL_LN_OFF);
     vitl_mixed_depths(m, gpu);
     vitl_pdl_same_bits(m, gpu);
+    vitl_oom(m, gpu);
     clipskip_encoder_free(lt);
     clipskip_encoder_free(bf);
     clipskip_encoder_free(gpu);
