@@ -9,6 +9,7 @@
 #    when torch/transformers or a CUDA device are missing there)
 # 3. bench/compare.py: the side-by-side table, printed last
 # Files go to $OUT/bench when OUT is set, else out/bench-gpu. About 2 minutes on an H100.
+# RUN_GPU_POINTS="--batch 1,256 --clip-skip 1,2 --seconds 0.3 --warmup 2" replaces the points.
 # Exit code: 0 when every step that could run passed, 1 otherwise.
 set -uo pipefail
 BIN=${1:?usage: bench/run_gpu.sh PATH/TO/clipskip}
@@ -17,7 +18,12 @@ DIR=${OUT:+$OUT/bench}
 DIR=${DIR:-$HERE/../out/bench-gpu}
 mkdir -p "$DIR"
 rm -f "$DIR"/clipskip_gpu.* "$DIR"/hf_gpu.json "$DIR"/compare_gpu.md
-POINTS=(--batch 1,8,64,256,1024 --clip-skip 1,2,6,12 --seconds 0.4 --warmup 3)
+# RUN_GPU_POINTS overrides the points (check.sh asks for fewer, to leave time for the rest)
+if [ -n "${RUN_GPU_POINTS:-}" ]; then
+    read -r -a POINTS <<<"$RUN_GPU_POINTS"
+else
+    POINTS=(--batch 1,8,64,256,1024 --clip-skip 1,2,6,12 --seconds 0.4 --warmup 3)
+fi
 rc=0
 
 echo "== clipskip bench (cuda)" >&2

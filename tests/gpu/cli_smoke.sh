@@ -34,7 +34,12 @@ import sys, numpy as np
 t, be = sys.argv[1], sys.argv[2]
 ok = True
 for suffix in ("", ".pooled"):
-    g, c = np.load(f"{t}/{be}{suffix}.npy"), np.load(f"{t}/cpu{suffix}.npy")
+    try:
+        g, c = np.load(f"{t}/{be}{suffix}.npy"), np.load(f"{t}/cpu{suffix}.npy")
+    except OSError as e:
+        print(f"FAIL  encode {be} vs cpu{suffix}: {e}")
+        ok = False
+        continue
     rel = float(np.linalg.norm(g.astype(np.float64) - c) / np.linalg.norm(c))
     good = g.shape == c.shape and np.isfinite(g).all() and rel <= 2e-3
     ok &= good
@@ -48,6 +53,7 @@ PORT=$(( 20000 + RANDOM % 20000 ))
 SP=$!
 up=1
 for _ in $(seq 1 60); do
+    kill -0 "$SP" 2>/dev/null || break # the server exited (its log says why)
     python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/health', timeout=1)" 2>/dev/null && { up=0; break; }
     sleep 0.5
 done
@@ -71,8 +77,12 @@ sys.exit(0 if same else 1)
 EOF
     [ $? = 0 ] || fail=1
 fi
-kill -TERM "$SP" 2>/dev/null
-wait "$SP"
-step "serve: SIGTERM, exit status" $?
+if kill -TERM "$SP" 2>/dev/null; then
+    wait "$SP"
+    step "serve: SIGTERM, exit status" $?
+else
+    wait "$SP"
+    step "serve: it had already exited" 1
+fi
 [ $fail = 0 ] || { echo "--- serve log"; tail -20 "$T/serve.log"; }
 exit $fail
