@@ -191,7 +191,7 @@ if [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     VB=(bench --random vit-l --backend cuda --batch 1,8,256,1024 --clip-skip 1 --seconds 0.3 --warmup 2 --no-text --quiet)
     WG=(wgmma128x256ws wgmma128x128ws wgmma128x128k64 wgmma128x256k64 wgmma128x128k64p wgmma128x256k64p)
     [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ] && WG=("${WG[@]:2}")
-    VS=(default kchunk384 kchunk768 pdl pdl-kchunk384 "${WG[@]}" cublaslt)
+    VS=(default kchunk384 kchunk768 pdl pdl-kchunk384 "${WG[@]}" cublaslt bigg)
     # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
     [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
     for v in "${VS[@]}"; do
@@ -212,6 +212,8 @@ if [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
         pageable) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --out-memory pageable ;;
         staged) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_DOWNLOAD=pinned "$CLI" "${VB[@]}" --out-memory pageable ;;
         cublaslt) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --gemm cublaslt ;;
+        bigg) # SDXL's second tower (32 layers of 1280, never timed on a GPU yet)
+            run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]/vit-l/vit-bigg}" ;;
         f16out) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --dtype f16 ;;
         esac
     done
