@@ -9,10 +9,12 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -163,12 +165,46 @@ static void remove_stale_temps(const char *dir) {
     closedir(d);
 }
 
-static int prepare_dir(const cs_dataset_args *a, const cs_run *r) {
+/* One run per output directory: <dir>/clipskip.lock, flock'ed for the whole run (the kernel
+ * drops the lock when the process dies, so a SIGKILLed run never blocks its --resume), holding
+ * the pid for the message a second run gets. Without it a second run would delete the first's
+ * temporary files and write the same shards. Returns the descriptor, or -1 after the message. */
+static int lock_dir(const char *dir) {
+    char path[4200], pid[32] = "";
+    snprintf(path, sizeof path, "%s/clipskip.lock", dir);
+    const int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "clipskip encode: cannot create %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? strcspn(pid, "\n") : 0] = 0;
+        fprintf(stderr, "clipskip encode: another clipskip run (pid %s) is writing %s: wait for it "
+                        "to end (or stop it), then run again with --resume\n", pid[0] ? pid : "?", dir);
+        close(fd);
+        return -1;
+    }
+    snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, strlen(pid), 0) < 0) { /* the pid is a courtesy */ }
+    return fd;
+}
+
+/* At the end of the run, whatever its outcome: the lock file goes, then the lock. */
+static void unlock_dir(const char *dir, int fd) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/clipskip.lock", dir);
+    unlink(path);
+    close(fd);
+}
+
+static int prepare_dir(const cs_dataset_args *a, const cs_run *r, int *lock_fd) {
     char path[4200];
     if (mkdir(a->dir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "clipskip encode: cannot create --out-dir %s: %s\n", a->dir, strerror(errno));
         return -1;
     }
+    if ((*lock_fd = lock_dir(a->dir)) < 0) return -1;
     snprintf(path, sizeof path, "%s/clipskip-run.json", a->dir);
     char *want = run_json(a, r), *have = read_small_file(path);
     int rc = 0;
@@ -317,25 +353,15 @@ static void stop_reader(pipeline *p) {
     pthread_mutex_unlock(&p->mu);
 }
 
-int cs_encode_dataset(const cs_dataset_args *a, clipskip_model *m, clipskip_encoder *enc,
-                      const clipskip_encode_options *o) {
-    cs_run r = {.dir = a->dir, .model = m, .model_name = a->model_name, .opt = *o,
-                .shard_size = a->shard_size, .npy = a->npy, .skip_errors = a->skip_errors};
-    r.t0 = o->tower == CLIPSKIP_TOWER_ALL ? 0 : o->tower;
-    r.t1 = o->tower == CLIPSKIP_TOWER_ALL ? clipskip_model_n_towers(m) : o->tower + 1;
-    clipskip_status cst = clipskip_output_dims(m, o, &r.hid_dim, &r.pool_dim, &r.emb_dim);
-    if (cst != CLIPSKIP_OK) {
-        cs_cli_error("encode", cst);
-        return CS_EXIT_USAGE;
-    }
-    if (prepare_dir(a, &r)) return CS_EXIT_FAIL;
-    pipeline p = {.run = &r, .resume = a->resume};
+/* The pipeline over a prepared, locked directory: reader thread, encoder, shard writes. */
+static int dataset_run(const cs_dataset_args *a, cs_run *r, clipskip_encoder *enc) {
+    pipeline p = {.run = r, .resume = a->resume};
     if (!(p.ds = cs_ds_open(a->input, a->input_format, a->field, a->column))) return CS_EXIT_USAGE;
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
     int rc = CS_EXIT_OK;
     for (int i = 0; i < N_SHARDS; i++)
-        if ((p.free_[p.n_free] = cs_shard_new(&r))) p.n_free++;
+        if ((p.free_[p.n_free] = cs_shard_new(r))) p.n_free++;
     pthread_t reader;
     run_stats st = {.t0 = cs_now()};
     st.last_report = st.t0;
@@ -348,7 +374,8 @@ int cs_encode_dataset(const cs_dataset_args *a, clipskip_model *m, clipskip_enco
         pthread_join(reader, NULL);
         if (p.failed) rc = CS_EXIT_FAIL;
     }
-    if (rc == CS_EXIT_OK && (cst = write_full_manifest(&r, st.shards)) != CLIPSKIP_OK) {
+    clipskip_status cst;
+    if (rc == CS_EXIT_OK && (cst = write_full_manifest(r, st.shards)) != CLIPSKIP_OK) {
         cs_cli_error("encode", cst);
         rc = CS_EXIT_FAIL;
     }
@@ -358,5 +385,26 @@ int cs_encode_dataset(const cs_dataset_args *a, clipskip_model *m, clipskip_enco
     cs_ds_close(p.ds);
     pthread_mutex_destroy(&p.mu);
     pthread_cond_destroy(&p.cv);
+    return rc;
+}
+
+int cs_encode_dataset(const cs_dataset_args *a, clipskip_model *m, clipskip_encoder *enc,
+                      const clipskip_encode_options *o) {
+    cs_run r = {.dir = a->dir, .model = m, .model_name = a->model_name, .opt = *o,
+                .shard_size = a->shard_size, .npy = a->npy, .skip_errors = a->skip_errors};
+    r.t0 = o->tower == CLIPSKIP_TOWER_ALL ? 0 : o->tower;
+    r.t1 = o->tower == CLIPSKIP_TOWER_ALL ? clipskip_model_n_towers(m) : o->tower + 1;
+    clipskip_status cst = clipskip_output_dims(m, o, &r.hid_dim, &r.pool_dim, &r.emb_dim);
+    if (cst != CLIPSKIP_OK) {
+        cs_cli_error("encode", cst);
+        return CS_EXIT_USAGE;
+    }
+    int lock_fd = -1;
+    if (prepare_dir(a, &r, &lock_fd)) {
+        if (lock_fd >= 0) unlock_dir(a->dir, lock_fd);
+        return CS_EXIT_FAIL;
+    }
+    const int rc = dataset_run(a, &r, enc);
+    unlock_dir(a->dir, lock_fd);
     return rc;
 }

@@ -122,6 +122,30 @@ def test_kill_resume(tmp, caps_path, reference):
     check(p.returncode != 0 and "options differ" in p.stderr, "resume with other options is refused")
 
 
+def test_one_run_per_dir(tmp, caps_path, reference):
+    """A second run on a directory another run is writing is refused (naming that run's pid),
+    and leaves it alone: the first one still finishes byte-identical to a clean run."""
+    out = os.path.join(tmp, "two")
+    args = ["--model", SD1, "--file", caps_path, "--out-dir", out, "--shard-size", "128",
+            "--on-error", "skip", "--quiet"]
+    first = subprocess.Popen([BIN, "encode", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lock = os.path.join(out, "clipskip.lock")
+    for _ in range(200):  # until the first run holds the directory
+        if os.path.exists(lock) and open(lock).read().strip() == str(first.pid):
+            break
+        time.sleep(0.01)
+    p = run(*args, "--resume", ok=False)
+    racing = first.poll() is None
+    first_err = first.communicate()[1]
+    if racing:  # otherwise the first run was over before the second could try: nothing to see
+        check(p.returncode == 1 and "another clipskip run (pid %d)" % first.pid in p.stderr,
+              "a second run on a busy directory is refused: " + p.stderr.strip())
+    check(first.returncode == 0, "the first run finishes: " + first_err.strip())
+    check(not os.path.exists(lock), "the lock file is gone after the run")
+    a, b = dir_bytes(reference), dir_bytes(out)
+    check(a == b, "the first run's output is byte-identical to a clean run")
+
+
 def test_on_error_fail(tmp, caps):
     path = os.path.join(tmp, "fail.txt")
     with open(path, "wb") as f:
@@ -232,6 +256,7 @@ def main():
             f.write(caps[0].encode() + b"\n")  # a duplicate in another shard
         ref = test_equal_to_single_calls(tmp, path, caps)
         test_kill_resume(tmp, path, ref)
+        test_one_run_per_dir(tmp, path, ref)
         test_on_error_fail(tmp, caps)
         test_readers(tmp)
         test_sdxl(tmp, path, caps)
