@@ -146,6 +146,7 @@ clipskip_status cs_shard_encode(cs_shard *s, const cs_run *r, clipskip_encoder *
     CS_TRY(ensure_outputs(s, r, enc));
     size_t esz = out_esz(r);
     for (int32_t u = 0; u < s->n_unique; u += batch) {
+        if (r->stop && *r->stop) return CLIPSKIP_OK; /* the caller sees the flag, drops the shard */
         int32_t n = s->n_unique - u < batch ? s->n_unique - u : batch;
         const int32_t *ids[CS_SHARD_MAX_TOWERS];
         for (int t = r->t0; t < r->t1; t++) ids[t - r->t0] = s->ids[t - r->t0] + (size_t)u * T;

@@ -6,6 +6,7 @@
 #include "clipskip.h"
 #include "dataset.h"
 
+#include <signal.h>
 #include <stdint.h>
 
 #define CS_SHARD_MAX_TOWERS 2
@@ -19,6 +20,7 @@ typedef struct {
     int t0, t1;                        /* towers the run encodes */
     int32_t hid_dim, pool_dim, emb_dim;
     int shard_size, npy, skip_errors;
+    volatile sig_atomic_t *stop;       /* set by SIGINT/SIGTERM: stop between batches (or NULL) */
 } cs_run;
 
 typedef struct {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,8 @@ static void report_summary(const run_stats *st, const pipeline *p, const cs_data
 }
 
 /* Encode and write each filled shard in order; returns 0 or -1 (message printed). */
+/* Returns 0 at the end of the input, -1 after a failure (message printed), 1 when a signal
+ * stopped it (the shard in progress is dropped: only complete shards are ever on disk). */
 static int consume(pipeline *p, clipskip_encoder *enc, int batch, run_stats *st, int quiet) {
     const cs_run *r = p->run;
     for (cs_shard *s; (s = take_full(p, &st->waited_s));) {
@@ -324,6 +327,10 @@ static int consume(pipeline *p, clipskip_encoder *enc, int batch, run_stats *st,
             double dev = clipskip_encoder_last_device_seconds(enc);
             if (dev > 0) st->device_s += dev;
             st->encode_s += cs_now() - t;
+            if (*r->stop) {
+                give(p, s, 0);
+                return 1;
+            }
             t = cs_now();
             if (rc == CLIPSKIP_OK) rc = cs_shard_write(s, r);
             st->write_s += cs_now() - t;
@@ -353,6 +360,34 @@ static void stop_reader(pipeline *p) {
     pthread_mutex_unlock(&p->mu);
 }
 
+/* SIGINT / SIGTERM during a run: finish nothing more, keep the complete shards, say how to go
+ * on. The handlers reset themselves, so a second Ctrl-C kills the process at once. */
+static volatile sig_atomic_t g_stop_signal;
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+static void stop_signals(int on, struct sigaction old[2]) {
+    static const int sigs[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        if (!on) {
+            sigaction(sigs[i], &old[i], NULL);
+            continue;
+        }
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sa.sa_flags = SA_RESETHAND;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, &old[i]);
+    }
+}
+
+static void report_interrupted(const run_stats *st, const cs_dataset_args *a) {
+    fprintf(stderr, "clipskip encode: stopped by %s: %llu complete shard%s (%llu records) in %s; "
+                    "run the same command with --resume to continue\n",
+            g_stop_signal == SIGINT ? "SIGINT" : "SIGTERM", (unsigned long long)st->shards,
+            st->shards == 1 ? "" : "s", (unsigned long long)st->records, a->dir);
+}
+
 /* The pipeline over a prepared, locked directory: reader thread, encoder, shard writes. */
 static int dataset_run(const cs_dataset_args *a, cs_run *r, clipskip_encoder *enc) {
     pipeline p = {.run = r, .resume = a->resume};
@@ -365,15 +400,24 @@ static int dataset_run(const cs_dataset_args *a, cs_run *r, clipskip_encoder *en
     pthread_t reader;
     run_stats st = {.t0 = cs_now()};
     st.last_report = st.t0;
+    struct sigaction old[2];
+    g_stop_signal = 0;
+    r->stop = &g_stop_signal;
+    stop_signals(1, old);
     if (p.n_free < N_SHARDS || pthread_create(&reader, NULL, reader_main, &p) != 0) {
         fprintf(stderr, "clipskip encode: out of memory for %d shards of %d rows\n", N_SHARDS, a->shard_size);
         rc = CS_EXIT_FAIL;
     } else {
-        if (consume(&p, enc, a->batch, &st, a->quiet)) rc = CS_EXIT_FAIL;
+        const int c = consume(&p, enc, a->batch, &st, a->quiet);
         stop_reader(&p);
         pthread_join(reader, NULL);
-        if (p.failed) rc = CS_EXIT_FAIL;
+        if (c < 0 || p.failed) rc = CS_EXIT_FAIL;
+        if (c > 0) {
+            report_interrupted(&st, a);
+            rc = 128 + g_stop_signal;
+        }
     }
+    stop_signals(0, old);
     clipskip_status cst;
     if (rc == CS_EXIT_OK && (cst = write_full_manifest(r, st.shards)) != CLIPSKIP_OK) {
         cs_cli_error("encode", cst);
