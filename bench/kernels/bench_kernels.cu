@@ -346,6 +346,13 @@ int main(int argc, char **argv) {
         bench_gemm("fc1", batches[i], 3072, 768);
         bench_gemm("fc2", batches[i], 768, 3072);
     }
+    /* SDXL's OpenCLIP bigG tower (D 1280, MLP 5120): no GPU has timed these shapes yet */
+    for (int b = 1; b <= 256; b += 255) {
+        bench_gemm("G qkv", b, 3840, 1280);
+        bench_gemm("G o", b, 1280, 1280);
+        bench_gemm("G fc1", b, 5120, 1280);
+        bench_gemm("G fc2", b, 1280, 5120);
+    }
     bench_small_ops(1);
     bench_small_ops(256);
     bench_mlp(1);
