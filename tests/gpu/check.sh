@@ -13,6 +13,7 @@
 # bench_kernels --quick, bench/run_gpu.sh (clipskip bench + bench/baseline_hf.py on the same
 # card, side by side), and compute-sanitizer memcheck and racecheck on the kernel test in quick
 # mode while time is left.
+# CHECK_STEPS / VARIANTS select steps for a targeted rerun (see want() below).
 # Logs go to $OUT when set (at most 8 files come back), else build-gpu/check-logs. A short table
 # is printed last. Budget: under 5 minutes (each step has a timeout; the sanitizers only run if
 # enough time is left). Exit status: 0 when nothing failed (skips are not failures).
@@ -28,6 +29,10 @@ FAILED=0
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( BUDGET - $(elapsed) )); }
+# CHECK_STEPS=tests,variants (a comma list of: tests kernels bench memcheck newpaths variants
+# racecheck) runs only those groups, e.g. for a targeted rerun on the same warm machine;
+# default: all of them. VARIANTS="default pdl" replaces the variant list.
+want() { [ -z "${CHECK_STEPS:-}" ] || [[ ",$CHECK_STEPS," == *",$1,"* ]]; }
 record() { NAMES+=("$1"); RESULTS+=("$2"); SECS+=("$3"); NOTES+=("$4"); [ "$2" = FAIL ] || [ "$2" = TIMEOUT ] && FAILED=1; return 0; }
 verdict() { case $1 in 0) echo PASS ;; 77) echo SKIP ;; 124|137) echo TIMEOUT ;; *) echo FAIL ;; esac; }
 
@@ -88,7 +93,9 @@ else
 fi
 
 # ---- the GPU tests
-if [ "$MODE" = built ] && [ -f build-gpu/CTestTestfile.cmake ]; then
+if ! want tests; then
+    :
+elif [ "$MODE" = built ] && [ -f build-gpu/CTestTestfile.cmake ]; then
     t=$(date +%s)
     timeout 240 ctest --test-dir build-gpu -L gpu --output-on-failure --timeout 200 >"$LOG/tests.log" 2>&1
     rc=$?
@@ -117,14 +124,16 @@ fi
 # ---- benchmarks
 KB=$BIN/bench_kernels
 [ -x "$KB" ] || KB=$BIN/bench/kernels/bench_kernels
-[ -x "$KB" ] && run bench_kernels "$LOG/bench_kernels.log" 90 "$KB" --quick
+want kernels && [ -x "$KB" ] && run bench_kernels "$LOG/bench_kernels.log" 90 "$KB" --quick
 
 # clipskip bench (ViT-L random, cuda) + the HF transformers baseline on the same card, same
 # shapes, same run, then the side-by-side table: bench/run_gpu.sh. Both JSON files are kept
 # ($OUT brings back at most 8 files: info (with the build), tests (with the sanitizers),
 # bench_kernels, bench_gpu (with the variants), summary and the two JSON make 7).
 CLI=$BIN/clipskip
-if [ -x "$CLI" ] && [ -x bench/run_gpu.sh ]; then
+if ! want bench; then
+    :
+elif [ -x "$CLI" ] && [ -x bench/run_gpu.sh ]; then
     BT=$(( $(left) - 60 ))
     [ "$BT" -gt 120 ] && BT=120
     if [ "$BT" -gt 30 ]; then
@@ -160,7 +169,7 @@ sanitize() { # sanitize TOOL MAX_SECONDS
         record "sanitizer $1" SKIP 0 "only ${L}s of the budget left"
     fi
 }
-sanitize memcheck 60
+want memcheck && sanitize memcheck 60
 
 # ---- the newer paths end to end, after the headline numbers are safe: the large GEMMs on a
 # wgmma tile (Hopper only; elsewhere the encoder refuses the variable and the step fails fast,
@@ -169,15 +178,15 @@ sanitize memcheck 60
 # clipskip program itself on CUDA (info, encode vs the CPU backend, serve)
 E2E=$BIN/test_gpu_e2e
 [ -x "$E2E" ] || E2E=$BIN/tests/gpu/test_gpu_e2e
-if [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
+if want newpaths && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
     L=$(( $(left) - 30 < 90 ? $(left) - 30 : 90 ))
     run "test_gpu_e2e kchunk384" "$LOG/tests.log" "$L" env CLIPSKIP_CUDA_K_CHUNK=384 "$E2E"
 fi
-if [ "$ARCH" = 90 ] && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
+if want newpaths && [ "$ARCH" = 90 ] && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
     L=$(( $(left) - 30 < 90 ? $(left) - 30 : 90 ))
     run "test_gpu_e2e wgmma" "$LOG/tests.log" "$L" env CLIPSKIP_CUDA_GEMM_LARGE_TILE=wgmma128x256k64p "$E2E"
 fi
-if [ -x "$BIN/clipskip" ] && [ "$(left)" -gt 45 ]; then
+if want newpaths && [ -x "$BIN/clipskip" ] && [ "$(left)" -gt 45 ]; then
     run "cli smoke (cuda)" "$LOG/tests.log" 40 tests/gpu/cli_smoke.sh "$BIN/clipskip"
 fi
 
@@ -187,13 +196,16 @@ fi
 # each wgmma GEMM variant in place of the 128x128 tile (CLIPSKIP_CUDA_GEMM_LARGE_TILE), and
 # fixed splits of K (CLIPSKIP_CUDA_K_CHUNK) and programmatic dependent launch
 # (CLIPSKIP_CUDA_PDL): the batch-1 latency candidates
-if [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
+if ! want variants; then
+    :
+elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     VB=(bench --random vit-l --backend cuda --batch 1,8,256,1024 --clip-skip 1 --seconds 0.3 --warmup 2 --no-text --quiet)
     WG=(wgmma128x256ws wgmma128x128ws wgmma128x128k64 wgmma128x256k64 wgmma128x128k64p wgmma128x256k64p)
     [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ] && WG=("${WG[@]:2}")
     VS=(default kchunk384 kchunk768 pdl pdl-kchunk384 "${WG[@]}" cublaslt bigg)
     # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
     [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
+    [ -n "${VARIANTS:-}" ] && read -r -a VS <<<"$VARIANTS"
     for v in "${VS[@]}"; do
         if [ "$(left)" -lt 45 ]; then
             record "variant $v" SKIP 0 "only $(left)s of the budget left"
@@ -221,7 +233,7 @@ else
     record "variants" SKIP 0 "only $(left)s of the budget left"
 fi
 
-sanitize racecheck 240
+want racecheck && sanitize racecheck 240
 
 # ---- summary: bench table, then the step table (last, so the reply's tail shows it)
 {
