@@ -219,6 +219,19 @@ static size_t row_diff(const outs *a, const outs *o, int32_t r) {
     return bad;
 }
 
+/* Every row of got against the same row of ref (same shapes), bitwise, in every output. */
+static size_t batch_diff(const outs *ref, const outs *got, int32_t rows) {
+    size_t bad = 0;
+    for (int32_t r = 0; r < rows; r++) {
+        outs one = *ref;
+        one.hidden += (size_t)r * CLIPSKIP_CONTEXT * ref->hd;
+        one.pooled += (size_t)r * ref->pd;
+        one.embeds += (size_t)r * ref->ed;
+        bad += row_diff(&one, got, r);
+    }
+    return bad;
+}
+
 static void vitl_batch_invariance(const clipskip_model *m, clipskip_encoder *gpu, int skip, int ln) {
     const int32_t sizes[4] = {1, 7, 64, 513}, where[4] = {0, 3, 40, 300};
     clipskip_encode_options opt = clipskip_encode_default_options();
@@ -309,13 +322,7 @@ static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
     size_t bad = 0;
     for (int run = 0; run < 2; run++) { /* the second from the captured graph */
         CHECK_OK(encode(e, ids, rows, &opt, &got));
-        for (int32_t r = 0; r < rows; r++) {
-            outs one = ref;
-            one.hidden += (size_t)r * CLIPSKIP_CONTEXT * ref.hd;
-            one.pooled += (size_t)r * ref.pd;
-            one.embeds += (size_t)r * ref.ed;
-            bad += row_diff(&one, &got, r);
-        }
+        bad += batch_diff(&ref, &got, rows);
     }
     printf("  %-5s vit-l PDL on == off, batch 64, direct and graph: %zu differing outputs\n",
            bad ? "FAIL" : "ok", bad);
@@ -368,14 +375,7 @@ static void vitl_oom(const clipskip_model *m, clipskip_encoder *gpu) {
     outs_alloc(&got, m, &opt, small);
     CHECK_OK(encode(gpu, sids, small, &opt, &ref));
     st = encode(e, sids, small, &opt, &got);
-    size_t bad = st != CLIPSKIP_OK;
-    for (int32_t r = 0; !bad && r < small; r++) {
-        outs one = ref;
-        one.hidden += (size_t)r * CLIPSKIP_CONTEXT * ref.hd;
-        one.pooled += (size_t)r * ref.pd;
-        one.embeds += (size_t)r * ref.ed;
-        bad += row_diff(&one, &got, r);
-    }
+    const size_t bad = st != CLIPSKIP_OK ? 1 : batch_diff(&ref, &got, small);
     printf("  %-5s vit-l after the failed call: %d prompts %s\n", bad ? "FAIL" : "ok", small,
            st ? clipskip_last_error() : bad ? "differ from another encoder's" : "bitwise as another encoder's");
     if (bad) cs_test_failures++;

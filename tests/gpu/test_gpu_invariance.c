@@ -53,6 +53,49 @@ static void report(const char *what, int ok, const char *fmt, double v) {
     if (!ok) cs_test_failures++;
 }
 
+/* Relative Frobenius error of got (m, n) against the float64 x w^T (+ b, then the activation)
+ * on every step-th row; got minus r0 when r0 is given (the residual epilogue's input). A
+ * non-finite output makes it infinite. */
+static double gemm_rel_err(const float *x, const float *w, const float *b, int32_t m, int32_t n,
+                           int32_t k, cs_k_epilogue epi, clipskip_act act, const float *got,
+                           const float *r0, int32_t step) {
+    double num = 0, den = 0;
+    for (int32_t i = 0; i < m; i += step)
+        for (int32_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int32_t q = 0; q < k; q++) s += (double)x[(size_t)i * k + q] * w[(size_t)j * k + q];
+            if (epi != CS_K_EPI_NONE) s += b[j];
+            if (epi == CS_K_EPI_BIAS_ACT) s = act_ref(s, act);
+            const double g = got[(size_t)i * n + j] - (r0 ? r0[(size_t)i * n + j] : 0);
+            num += isfinite(g) ? (g - s) * (g - s) : INFINITY;
+            den += s * s;
+        }
+    return sqrt(num / den);
+}
+
+/* Rows start .. start + rows - 1 computed alone (a call of M = rows through a, the tile picked)
+ * against the same rows of full, the host copy of the whole batch's output (es bytes per
+ * element): the number of (start, rows) slices that differ bitwise. a->x is the whole batch's
+ * input, a->out a device buffer for the slice; r0 (the residual input, or NULL) is put there
+ * before each call. rows ascending (the last sizes the host buffer). */
+static size_t slices_differ(const cs_k_gemm_args *a, const char *full, size_t es, const float *r0,
+                            const int32_t *starts, int n_starts, const int32_t *rows, int n_rows) {
+    size_t bad = 0;
+    char *sub = malloc((size_t)rows[n_rows - 1] * a->n * es);
+    for (int si = 0; si < n_starts; si++)
+        for (int ri = 0; ri < n_rows; ri++) {
+            cs_k_gemm_args o = *a;
+            o.x = (const char *)a->x + (size_t)starts[si] * a->k * cs_dtype_size(a->dtype);
+            o.m = rows[ri];
+            if (r0) CU(cudaMemcpy(o.out, r0, (size_t)rows[ri] * a->n * sizeof(float), cudaMemcpyHostToDevice));
+            CU(cs_k_gemm(&o, g_n_sm, -1, 0));
+            CU(cudaMemcpy(sub, o.out, (size_t)rows[ri] * a->n * es, cudaMemcpyDeviceToHost));
+            bad += memcmp(sub, full + (size_t)starts[si] * a->n * es, (size_t)rows[ri] * a->n * es) != 0;
+        }
+    free(sub);
+    return bad;
+}
+
 /* One GEMM shape and epilogue through every tile; returns nothing, counts failures. */
 static void gemm_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, cs_k_epilogue epi,
                       clipskip_act act) {
@@ -88,23 +131,12 @@ static void gemm_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, cs_k_e
     const int32_t step = m > 256 ? 97 : 1;
     for (int t = 0; t < CS_K_GEMM_N_TILES; t = t ? t + 1 : CS_K_GEMM_N_MMA_TILES) {
         if (!res[t]) continue;
-        double num = 0, den = 0;
-        for (int32_t i = 0; i < m; i += step)
-            for (int32_t j = 0; j < n; j++) {
-                double s = 0;
-                for (int32_t q = 0; q < k; q++) s += (double)x[(size_t)i * k + q] * w[(size_t)j * k + q];
-                if (epi != CS_K_EPI_NONE) s += b[j];
-                if (epi == CS_K_EPI_BIAS_ACT) s = act_ref(s, act);
-                const double got = res[t][(size_t)i * n + j] - (resid ? r0[(size_t)i * n + j] : 0);
-                if (!isfinite(got)) num = INFINITY;
-                num += (got - s) * (got - s);
-                den += s * s;
-            }
+        const double err = gemm_rel_err(x, w, b, m, n, k, epi, act, res[t], resid ? r0 : NULL, step);
         size_t guard = 0;
         for (size_t i = (size_t)m * n; i < out_n; i++) guard += !isnan(res[t][i]);
         snprintf(what, sizeof what, "gemm %s %dx%dx%d epi %d %s vs fp64", cs_dtype_name(dt), m, n, k,
                  (int)epi, t ? cs_k_gemm_tile_name(t) : "");
-        report(what, sqrt(num / den) <= 2e-3 && guard == 0, "rel err %.3e", sqrt(num / den));
+        report(what, err <= 2e-3 && guard == 0, "rel err %.3e", err);
     }
     size_t diff = 0;
     for (int t = 1; t < CS_K_GEMM_N_MMA_TILES; t++)
@@ -147,20 +179,11 @@ static void gemm_batch_invariance(clipskip_dtype dt) {
                         .epi = CS_K_EPI_BIAS_ACT, .act = CLIPSKIP_ACT_GELU};
     CU(cs_k_gemm(&a, g_n_sm, -1, 0));
     CU(cudaDeviceSynchronize());
-    uint16_t *full = malloc((size_t)m * n * es), *sub = malloc((size_t)77 * n * es);
+    char *full = malloc((size_t)m * n * es);
     CU(cudaMemcpy(full, dout, (size_t)m * n * es, cudaMemcpyDeviceToHost));
-    size_t bad = 0;
-    const int32_t starts[4] = {0, 1, 500, 924};
-    for (int s = 0; s < 4; s++)
-        for (int32_t rows = 1; rows <= 77; rows += 76) {
-            cs_k_gemm_args o = a;
-            o.x = (const char *)dx + (size_t)starts[s] * k * es;
-            o.out = dsub;
-            o.m = rows;
-            CU(cs_k_gemm(&o, g_n_sm, -1, 0));
-            CU(cudaMemcpy(sub, dsub, (size_t)rows * n * es, cudaMemcpyDeviceToHost));
-            bad += memcmp(sub, full + (size_t)starts[s] * n, (size_t)rows * n * es) != 0;
-        }
+    const int32_t starts[4] = {0, 1, 500, 924}, rows[2] = {1, 77};
+    a.out = dsub;
+    const size_t bad = slices_differ(&a, full, es, NULL, starts, 4, rows, 2);
     report(dt == CLIPSKIP_DTYPE_F16 ? "gemm F16 rows alone == rows in batch" : "gemm BF16 rows alone == rows in batch",
            bad == 0, "%g mismatching slices", (double)bad);
     CU(cudaFree(dx));
@@ -172,7 +195,6 @@ static void gemm_batch_invariance(clipskip_dtype dt) {
     free(w);
     free(b);
     free(full);
-    free(sub);
 }
 
 /* Fixed split of K (k_chunk): every mma.sync tile, with the chunks added in registers
@@ -229,44 +251,27 @@ static void gemm_split_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, 
     snprintf(what, sizeof what, "gemm %s %dx%dx%d k_chunk %d (%d) tiles x split modes equal",
              cs_dtype_name(dt), m, n, k, kc, splits);
     report(what, runs >= 6 && differ == 0, "%g of the runs differ", (double)differ);
-    double num = 0, den = 0;
+    const double err = first ? gemm_rel_err(x, w, b, m, n, k, epi, CLIPSKIP_ACT_QUICK_GELU, first,
+                                            resid ? r0 : NULL, 1)
+                             : INFINITY;
     size_t guard = 0;
-    for (int32_t i = 0; first && i < m; i++)
-        for (int32_t j = 0; j < n; j++) {
-            double v = 0;
-            for (int32_t q = 0; q < k; q++) v += (double)x[(size_t)i * k + q] * w[(size_t)j * k + q];
-            v += b[j];
-            if (epi == CS_K_EPI_BIAS_ACT) v = act_ref(v, CLIPSKIP_ACT_QUICK_GELU);
-            const double g = first[(size_t)i * n + j];
-            num += isfinite(g) ? (g - v) * (g - v) : INFINITY;
-            den += v * v;
-        }
     for (size_t i = (size_t)m * n; first && i < (size_t)(m + 2) * n; i++) guard += !isnan(first[i]);
     snprintf(what, sizeof what, "gemm %s %dx%dx%d k_chunk %d vs fp64", cs_dtype_name(dt), m, n, k, kc);
-    report(what, first && sqrt(num / den) <= 2e-3 && guard == 0, "rel err %.3e", sqrt(num / den));
+    report(what, first && err <= 2e-3 && guard == 0, "rel err %.3e", err);
 
     /* the backend's way: M = 1001 in-block, slices of it cross-block, tiles picked */
     const size_t es = cs_dtype_size(odt);
-    char *full = malloc((size_t)big * n * es), *sub = malloc((size_t)big * n * es);
+    char *full = malloc((size_t)big * n * es);
     cs_k_gemm_args o = a;
     o.m = big;
     if (resid) CU(cudaMemcpy(dout, r0, (size_t)big * n * sizeof(float), cudaMemcpyHostToDevice));
     CU(cs_k_gemm(&o, g_n_sm, -1, 0));
     CU(cudaMemcpy(full, dout, (size_t)big * n * es, cudaMemcpyDeviceToHost));
-    size_t bad = 0;
     const int32_t starts[3] = {0, 500, 924}, rows[3] = {1, 8, 77};
-    for (int si = 0; si < 3; si++)
-        for (int ri = 0; ri < 3; ri++) {
-            o = a;
-            o.x = (const char *)dx + (size_t)starts[si] * k * cs_dtype_size(dt);
-            o.m = rows[ri];
-            o.split_ws = ws;
-            o.split_sem = sem;
-            if (resid) CU(cudaMemcpy(dout, r0, (size_t)rows[ri] * n * sizeof(float), cudaMemcpyHostToDevice));
-            CU(cs_k_gemm(&o, g_n_sm, -1, 0));
-            CU(cudaMemcpy(sub, dout, (size_t)rows[ri] * n * es, cudaMemcpyDeviceToHost));
-            bad += memcmp(sub, full + (size_t)starts[si] * n * es, (size_t)rows[ri] * n * es) != 0;
-        }
+    o = a;
+    o.split_ws = ws;
+    o.split_sem = sem;
+    const size_t bad = slices_differ(&o, full, es, resid ? r0 : NULL, starts, 3, rows, 3);
     unsigned *hs = malloc(n_sem * sizeof(unsigned));
     CU(cudaMemcpy(hs, sem, n_sem * sizeof(unsigned), cudaMemcpyDeviceToHost));
     size_t nonzero = 0;
@@ -277,7 +282,6 @@ static void gemm_split_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, 
     report(what, nonzero == 0, "%g nonzero", (double)nonzero);
     free(hs);
     free(full);
-    free(sub);
     free(first);
     CU(cudaFree(dx));
     CU(cudaFree(dw));
