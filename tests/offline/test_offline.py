@@ -97,10 +97,24 @@ def test_equal_to_single_calls(tmp, caps_path, caps):
     return out
 
 
+def dataset_args(caps_path, out):
+    """The dataset run the kill, lock, SIGINT and disk-full tests interrupt and resume."""
+    return ["--model", SD1, "--file", caps_path, "--out-dir", out, "--shard-size", "128",
+            "--on-error", "skip", "--quiet"]
+
+
+def wait_for_lock(out, pid):
+    """Until the run with this pid holds out/clipskip.lock (2 s at most)."""
+    lock = os.path.join(out, "clipskip.lock")
+    for _ in range(200):
+        if os.path.exists(lock) and open(lock).read().strip() == str(pid):
+            return
+        time.sleep(0.01)
+
+
 def test_kill_resume(tmp, caps_path, reference):
     out = os.path.join(tmp, "k")
-    args = ["--model", SD1, "--file", caps_path, "--out-dir", out, "--shard-size", "128",
-            "--on-error", "skip", "--quiet"]
+    args = dataset_args(caps_path, out)
     rnd = random.Random(7)
     for attempt in range(3):
         proc = subprocess.Popen([BIN, "encode", *args] + (["--resume"] if attempt else []),
@@ -126,14 +140,10 @@ def test_one_run_per_dir(tmp, caps_path, reference):
     """A second run on a directory another run is writing is refused (naming that run's pid),
     and leaves it alone: the first one still finishes byte-identical to a clean run."""
     out = os.path.join(tmp, "two")
-    args = ["--model", SD1, "--file", caps_path, "--out-dir", out, "--shard-size", "128",
-            "--on-error", "skip", "--quiet"]
+    args = dataset_args(caps_path, out)
     first = subprocess.Popen([BIN, "encode", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lock = os.path.join(out, "clipskip.lock")
-    for _ in range(200):  # until the first run holds the directory
-        if os.path.exists(lock) and open(lock).read().strip() == str(first.pid):
-            break
-        time.sleep(0.01)
+    wait_for_lock(out, first.pid)
     p = run(*args, "--resume", ok=False)
     racing = first.poll() is None
     first_err = first.communicate()[1]
@@ -151,15 +161,10 @@ def test_sigint(tmp, caps_path, reference):
     shards (no temporary file, no lock, no final manifest), and --resume completes it
     byte-identical to a clean run."""
     out = os.path.join(tmp, "int")
-    args = ["--model", SD1, "--file", caps_path, "--out-dir", out, "--shard-size", "128",
-            "--on-error", "skip", "--quiet"]
+    args = dataset_args(caps_path, out)
     proc = subprocess.Popen([BIN, "encode", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lock = os.path.join(out, "clipskip.lock")
-    for _ in range(200):
-        if os.path.exists(lock):
-            break
-        time.sleep(0.01)
-    time.sleep(0.2)
+    wait_for_lock(out, proc.pid)
+    time.sleep(0.2)  # past the signal handlers' setup
     proc.send_signal(signal.SIGINT)
     err = proc.communicate()[1]
     if proc.returncode == 0:
@@ -259,8 +264,7 @@ def test_disk_full(tmp, caps_path, reference):
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 
     out = os.path.join(tmp, "full")
-    args = ["--model", SD1, "--file", caps_path, "--out-dir", out, "--shard-size", "128",
-            "--on-error", "skip", "--quiet"]
+    args = dataset_args(caps_path, out)
     p = subprocess.run([BIN, "encode", *args], capture_output=True, text=True, preexec_fn=limit)
     check(p.returncode == 1 and "File too large" in p.stderr and "--resume" in p.stderr,
           "full disk: clear message: " + p.stderr.strip()[:300])
