@@ -24,8 +24,9 @@ typedef struct {
 /* max_bytes 0: a cache that stores nothing (every lookup misses). NULL on allocation failure. */
 cs_cache *cs_cache_new(size_t max_bytes);
 void cs_cache_free(cs_cache *c);
-/* hash: of the key, cs_hash_bytes (internal.h). On a hit, copies the value into parts (whose lengths must sum to the stored length), moves
- * the entry to the front and returns 1; otherwise 0. Counts the hit or miss. */
+/* hash: of the key, cs_hash_bytes (internal.h). On a hit, copies the value into parts (whose
+ * lengths must sum to the stored length), moves the entry to the front and returns 1;
+ * otherwise 0. Counts the hit or miss. */
 int cs_cache_get(cs_cache *c, const void *key, size_t klen, uint64_t hash,
                  const cs_cache_part *parts, int n_parts);
 /* Stores a copy (no-op when the key is present or the entry alone exceeds the bound), evicting

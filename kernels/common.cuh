@@ -113,7 +113,8 @@ template <> __device__ __forceinline__ void cs_mma16816<__nv_bfloat16>(float d[4
 }
 
 /* GEMM shared-memory tiles (gemm.cu; gemm_wgmma.cu relies on the BK = 64 layout being the
- * wgmma 128-byte swizzle). A tile is rows x BK elements (BK = 32, 64 or 128), in 16-byte chunks of 8.
+ * wgmma 128-byte swizzle). A tile is rows x BK elements (BK = 32, 64, 128 or 256), in 16-byte
+ * chunks of 8.
  * BK = 32: 64 B per row, four chunks; chunk c of row r is stored at c ^ ((r >> 1) & 3), so the 8
  * rows one ldmatrix 8x8 reads (same logical chunk) fall in 8 distinct 16-byte bank groups: rows
  * r, r+1 sit half a bank-line apart and the xor spreads the four row pairs over the four slots.

@@ -83,7 +83,7 @@ static clipskip_status encoder_pass(clipskip_encoder *enc, const clipskip_model 
     float *hidden = cs_malloc((size_t)rows * CLIPSKIP_CONTEXT * (size_t)hd * sizeof *hidden);
     if (!ids || !hidden) st = CLIPSKIP_ERR_NOMEM;
     for (size_t i = 0; !st && i < (size_t)rows * CLIPSKIP_CONTEXT; i++)
-        ids[i] = i % CLIPSKIP_CONTEXT ? 49407 : 49406; /* BOS, then EOS: CLIP's empty prompt */
+        ids[i] = i % CLIPSKIP_CONTEXT ? CLIPSKIP_EOS : CLIPSKIP_BOS; /* CLIP's empty prompt */
     clipskip_outputs out = {hidden, NULL, NULL};
     if (!st) st = clipskip_encode_ids(enc, ids, rows, &opt, &out);
     free(ids);
