@@ -29,6 +29,8 @@ FAILED=0
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
 left() { echo $(( BUDGET - $(elapsed) )); }
+# within MAX MARGIN: a step's time limit, MAX seconds or what is left but MARGIN, the smaller
+within() { local l=$(( $(left) - $2 )); echo $(( l < $1 ? l : $1 )); }
 # CHECK_STEPS=tests,variants (a comma list of: tests kernels bench memcheck newpaths variants
 # racecheck) runs only those groups, e.g. for a targeted rerun on the same warm machine;
 # default: all of them. VARIANTS="default pdl" replaces the variant list.
@@ -134,8 +136,7 @@ CLI=$BIN/clipskip
 if ! want bench; then
     :
 elif [ -x "$CLI" ] && [ -x bench/run_gpu.sh ]; then
-    BT=$(( $(left) - 60 ))
-    [ "$BT" -gt 120 ] && BT=120
+    BT=$(within 120 60)
     if [ "$BT" -gt 30 ]; then
         BOUT=$(mktemp -d)
         # fewer points than run_gpu.sh's default (20 per side, ~2 minutes): the headline shapes
@@ -159,11 +160,10 @@ sanitize() { # sanitize TOOL MAX_SECONDS
         record "sanitizer $1" SKIP 0 "not installed or no test binary"
         return
     fi
-    local L T
+    local L
     L=$(left)
-    T=$(( L - 15 < $2 ? L - 15 : $2 ))
     if [ "$L" -gt 40 ]; then
-        run "sanitizer $1" "$LOG/tests.log" "$T" env CS_TEST_QUICK=1 \
+        run "sanitizer $1" "$LOG/tests.log" "$(within "$2" 15)" env CS_TEST_QUICK=1 \
             compute-sanitizer --tool "$1" --error-exitcode 3 "$TI"
     else
         record "sanitizer $1" SKIP 0 "only ${L}s of the budget left"
@@ -179,12 +179,10 @@ want memcheck && sanitize memcheck 60
 E2E=$BIN/test_gpu_e2e
 [ -x "$E2E" ] || E2E=$BIN/tests/gpu/test_gpu_e2e
 if want newpaths && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
-    L=$(( $(left) - 30 < 90 ? $(left) - 30 : 90 ))
-    run "test_gpu_e2e kchunk384" "$LOG/tests.log" "$L" env CLIPSKIP_CUDA_K_CHUNK=384 "$E2E"
+    run "test_gpu_e2e kchunk384" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_K_CHUNK=384 "$E2E"
 fi
 if want newpaths && [ "$ARCH" = 90 ] && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
-    L=$(( $(left) - 30 < 90 ? $(left) - 30 : 90 ))
-    run "test_gpu_e2e wgmma" "$LOG/tests.log" "$L" env CLIPSKIP_CUDA_GEMM_LARGE_TILE=wgmma128x256k64p "$E2E"
+    run "test_gpu_e2e wgmma" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_GEMM_LARGE_TILE=wgmma128x256k64p "$E2E"
 fi
 if want newpaths && [ -x "$BIN/clipskip" ] && [ "$(left)" -gt 45 ]; then
     run "cli smoke (cuda)" "$LOG/tests.log" 40 tests/gpu/cli_smoke.sh "$BIN/clipskip"
