@@ -21,8 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SPLIT_WS_FLOATS ((size_t)8 << 20) /* 32 MB of fp32 partials */
-#define SPLIT_SEMS ((size_t)1 << 16)      /* output tiles of one cross-block GEMM, at most */
 
 static clipskip_status gemm_large_tile(cs_backend *be) {
     be->large_tile = -1;
@@ -49,11 +47,11 @@ static clipskip_status gemm_k_chunk(cs_backend *be) {
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_K_CHUNK does not combine with "
                        "the wgmma tile %s (no split wgmma kernel yet)", cs_k_gemm_tile_name(be->large_tile));
     be->k_chunk = (int32_t)v;
-    CU_TRY(be, cudaMalloc((void **)&be->split_ws, SPLIT_WS_FLOATS * sizeof(float)));
-    be->split_ws_floats = SPLIT_WS_FLOATS;
-    CU_TRY(be, cudaMalloc((void **)&be->split_sem, SPLIT_SEMS * sizeof(unsigned)));
-    CU_TRY(be, cudaMemset(be->split_sem, 0, SPLIT_SEMS * sizeof(unsigned)));
-    be->split_sems = SPLIT_SEMS;
+    CU_TRY(be, cudaMalloc((void **)&be->split_ws, CS_K_GEMM_SPLIT_WS_FLOATS * sizeof(float)));
+    be->split_ws_floats = CS_K_GEMM_SPLIT_WS_FLOATS;
+    CU_TRY(be, cudaMalloc((void **)&be->split_sem, CS_K_GEMM_SPLIT_SEMS * sizeof(unsigned)));
+    CU_TRY(be, cudaMemset(be->split_sem, 0, CS_K_GEMM_SPLIT_SEMS * sizeof(unsigned)));
+    be->split_sems = CS_K_GEMM_SPLIT_SEMS;
     return CLIPSKIP_OK;
 }
 
@@ -87,29 +85,17 @@ size_t cs_cu_gemm_bytes(const cs_backend *be) {
     return be->split_ws_floats * sizeof(float) + be->split_sems * sizeof(unsigned);
 }
 
-/* With a k_chunk: chunks on separate blocks when the tiles alone make under two waves (fewer
- * than 4 blocks per SM) and the partials fit the workspace; the tile is then picked counting
- * tiles x chunks. Any choice gives the same bits (cs_k_gemm_args). */
-static int gemm_split_across(const cs_backend *be, cs_k_gemm_args *a, int tile) {
-    const int32_t s = cs_k_gemm_splits(a->k, a->k_chunk);
-    if (s < 2 || cs_k_gemm_tiles(tile, a->m, a->n) >= 4 * (size_t)be->n_sm) return tile;
-    if ((size_t)s * (size_t)a->m * (size_t)a->n > be->split_ws_floats) return tile;
-    const int t = cs_k_gemm_pick(a->m, a->n, s, be->n_sm);
-    if (cs_k_gemm_tiles(t, a->m, a->n) > be->split_sems) return tile;
-    a->split_ws = be->split_ws;
-    a->split_sem = be->split_sem;
-    return t;
-}
-
 clipskip_status cs_cu_gemm_native(cs_backend *be, const cs_cu_linear *lin, cs_k_epilogue epi,
                                   clipskip_act act, const void *x, void *out, int32_t m) {
     cs_k_gemm_args a = {.x = x, .w = lin->w, .bias = lin->b, .out = out, .m = m, .n = lin->n,
                         .k = lin->k, .dtype = be->cdt, .epi = epi, .act = act};
     int tile = cs_k_gemm_pick(m, lin->n, 1, be->n_sm);
     if (be->large_tile >= 0 && tile == CS_K_GEMM_TILE_128x128) tile = be->large_tile;
-    if (be->k_chunk > 0) {
-        a.k_chunk = be->k_chunk;
-        tile = gemm_split_across(be, &a, tile);
+    a.k_chunk = be->k_chunk;
+    if (be->k_chunk > 0 && cs_k_gemm_split_across(m, lin->n, lin->k, be->k_chunk, be->split_ws_floats,
+                                                  be->split_sems, be->n_sm, &tile)) {
+        a.split_ws = be->split_ws;
+        a.split_sem = be->split_sem;
     }
     CU_TRY(be, cs_k_gemm(&a, be->n_sm, tile, be->stream));
     return CLIPSKIP_OK;

@@ -315,6 +315,17 @@ extern "C" int32_t cs_k_gemm_splits(int32_t k, int32_t k_chunk) {
     return k_chunk > 0 && k > k_chunk ? (int32_t)(((int64_t)k + k_chunk - 1) / k_chunk) : 1;
 }
 
+extern "C" int cs_k_gemm_split_across(int32_t m, int32_t n, int32_t k, int32_t k_chunk,
+                                      size_t ws_floats, size_t sems, int n_sm, int *tile) {
+    const int32_t s = cs_k_gemm_splits(k, k_chunk);
+    if (s < 2 || cs_k_gemm_tiles(cs_k_gemm_pick(m, n, 1, n_sm), m, n) >= 4 * (size_t)n_sm) return 0;
+    if ((size_t)s * (size_t)m * (size_t)n > ws_floats) return 0;
+    const int t = cs_k_gemm_pick(m, n, s, n_sm);
+    if (cs_k_gemm_tiles(t, m, n) > sems) return 0;
+    *tile = t;
+    return 1;
+}
+
 extern "C" cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int32_t k_splits, int n_sm) {
     const int np = (int)(sizeof gemm_pref / sizeof gemm_pref[0]);
     if (k_splits < 1) k_splits = 1;

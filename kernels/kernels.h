@@ -125,6 +125,16 @@ int32_t cs_k_gemm_splits(int32_t k, int32_t k_chunk);
 /* Output tiles of configuration `tile` for (m, n): the split_sem counters a cross-block
  * split needs. */
 size_t cs_k_gemm_tiles(int tile, int32_t m, int32_t n);
+/* Workspace the encoder gives cross-block splits: partials (floats) and per-tile counters. */
+#define CS_K_GEMM_SPLIT_WS_FLOATS ((size_t)8 << 20)
+#define CS_K_GEMM_SPLIT_SEMS ((size_t)1 << 16)
+/* The split plan the encoder runs (and bench_kernels times): with a k_chunk that splits k, the
+ * chunks go on separate blocks when the default tile alone makes fewer than 4 blocks per SM
+ * (under two waves) and the partials and counters fit ws_floats and sems. Returns 1 then, with
+ * *tile the pick counting tiles x chunks; else 0 (chunks added in registers, *tile untouched).
+ * Any plan gives the same bits (cs_k_gemm_args). */
+int cs_k_gemm_split_across(int32_t m, int32_t n, int32_t k, int32_t k_chunk, size_t ws_floats,
+                           size_t sems, int n_sm, int *tile);
 /* Tensor-core GEMM (mma.sync m16n8k16, ldmatrix, cp.async pipeline) with a fused epilogue.
  * tile < 0: cs_k_gemm_pick(m, n, splits across blocks, n_sm); else that configuration (tests, benchmarks;
  * cudaErrorInvalidValue when it is not usable on this device). */

@@ -203,14 +203,24 @@ static void ltc_fn(void *p) {
     for (int l = 0; l < NL; l++) lt_run(&g->lt, g->w[l], g->a.x, g->a.out);
 }
 
-/* Fixed split of K (cs_k_gemm_args.k_chunk, CLIPSKIP_CUDA_K_CHUNK in the encoder): at batch
- * <= 16 the chunks on separate blocks (the pick counting tiles x chunks, then with --sweep each
- * pick-order tile), above that the chunks added in registers. Same bits in every row of one
- * chunk size. */
+/* Fixed split of K (cs_k_gemm_args.k_chunk, CLIPSKIP_CUDA_K_CHUNK in the encoder), planned
+ * as the encoder plans it (cs_k_gemm_split_across, the same workspace size): the chunks on
+ * separate blocks for small GEMMs (then with --sweep also each pick-order tile), added in
+ * registers for large ones. Same bits in every row of one chunk size. */
 static float *g_split_ws;
 static unsigned *g_split_sem;
-static const size_t SPLIT_WS_FLOATS = (size_t)16 << 20, SPLIT_SEMS = (size_t)1 << 16;
-static void bench_gemm_split(gemm_ctx *g, const char *name, const char *shape, int b, double flops,
+
+/* a with k_chunk as the encoder runs it; returns whether the chunks go across blocks (tile
+ * then set to the split pick) */
+static int split_plan(cs_k_gemm_args *a, int32_t k_chunk, int *tile) {
+    a->k_chunk = k_chunk;
+    const int across = k_chunk > 0 && cs_k_gemm_split_across(a->m, a->n, a->k, k_chunk, CS_K_GEMM_SPLIT_WS_FLOATS,
+                                                             CS_K_GEMM_SPLIT_SEMS, g_n_sm, tile);
+    a->split_ws = across ? g_split_ws : NULL;
+    a->split_sem = across ? g_split_sem : NULL;
+    return across;
+}
+static void bench_gemm_split(gemm_ctx *g, const char *name, const char *shape, double flops,
                              double bytes) {
     static const int chunks[2] = {384, 768};
     const cs_k_gemm_args base = g->a;
@@ -218,11 +228,8 @@ static void bench_gemm_split(gemm_ctx *g, const char *name, const char *shape, i
     for (int c = 0; c < 2; c++) {
         const int32_t s = cs_k_gemm_splits(base.k, chunks[c]);
         if (s < 2) continue;
-        const int across = b <= 16 && (size_t)s * base.m * base.n <= SPLIT_WS_FLOATS;
-        g->a.k_chunk = chunks[c];
-        g->a.split_ws = across ? g_split_ws : NULL;
-        g->a.split_sem = across ? g_split_sem : NULL;
-        const int pick = cs_k_gemm_pick(base.m, base.n, across ? s : 1, g_n_sm);
+        int pick = cs_k_gemm_pick(base.m, base.n, 1, g_n_sm);
+        const int across = split_plan(&g->a, chunks[c], &pick);
         for (int t = -1; t < (g_sweep && across ? 3 : 0); t++) {
             if (t == pick || (t >= 0 && !cs_k_gemm_tile_usable(t))) continue;
             g->tile = t;
@@ -259,7 +266,7 @@ static void bench_gemm(const char *name, int b, int n, int k) {
             snprintf(nm, sizeof nm, "  %s tile %s", name, cs_k_gemm_tile_name(t));
             row(nm, shape, time_us(native_fn, &g) / NL, flops, bytes);
         }
-    bench_gemm_split(&g, name, shape, b, flops, bytes);
+    bench_gemm_split(&g, name, shape, flops, bytes);
     snprintf(nm, sizeof nm, "%s cublaslt", name);
     row(nm, shape, time_us(ltc_fn, &g) / NL, flops, bytes);
     lt_free(&g.lt);
@@ -332,9 +339,9 @@ int main(int argc, char **argv) {
     CU(cs_k_gemm_setup());
     LT(cublasLtCreate(&g_lt));
     CU(cudaMalloc(&g_ws, WS_BYTES));
-    CU(cudaMalloc((void **)&g_split_ws, SPLIT_WS_FLOATS * sizeof(float)));
-    CU(cudaMalloc((void **)&g_split_sem, SPLIT_SEMS * sizeof(unsigned)));
-    CU(cudaMemset(g_split_sem, 0, SPLIT_SEMS * sizeof(unsigned)));
+    CU(cudaMalloc((void **)&g_split_ws, CS_K_GEMM_SPLIT_WS_FLOATS * sizeof(float)));
+    CU(cudaMalloc((void **)&g_split_sem, CS_K_GEMM_SPLIT_SEMS * sizeof(unsigned)));
+    CU(cudaMemset(g_split_sem, 0, CS_K_GEMM_SPLIT_SEMS * sizeof(unsigned)));
     ceilings();
     printf("| %-26s | %-22s | %10s | %8s | %8s | %9s | %5s |\n", "kernel", "shape", "us", "TFLOP/s", "GB/s",
            "floor us", "x fl");
@@ -426,8 +433,8 @@ typedef struct {
 typedef struct { cudaGraphExec_t exec; } stack_ctx;
 static void stack_fn(void *p) { CU(cudaGraphLaunch(((stack_ctx *)p)->exec, g_s)); }
 
-/* k_chunk > 0: every GEMM with that fixed split of K (CLIPSKIP_CUDA_K_CHUNK), the chunks on
- * separate blocks at b <= 16 as the encoder does, in registers above. */
+/* k_chunk > 0: every GEMM with that fixed split of K (CLIPSKIP_CUDA_K_CHUNK), planned as the
+ * encoder plans it (split_plan); the row says "blocks" when any GEMM splits across blocks. */
 void bench_stack(int b, int k_chunk, int pdl) {
     const int m = 77 * b, d = 768, f = 3072;
     const clipskip_dtype dt = CLIPSKIP_DTYPE_F16;
@@ -459,12 +466,11 @@ void bench_stack(int b, int k_chunk, int pdl) {
     CU(cudaMemcpy(off, ho, (size_t)(b + 1) * 4, cudaMemcpyHostToDevice));
     CU(cudaDeviceSynchronize());
     cudaGraph_t graph;
-    const int across = k_chunk > 0 && b <= 16;
+    int across = 0; /* whether any GEMM of the stack splits across blocks */
     auto gemm = [&](cs_k_gemm_args g) {
-        g.k_chunk = k_chunk;
-        g.split_ws = across ? g_split_ws : NULL;
-        g.split_sem = across ? g_split_sem : NULL;
-        CU(cs_k_gemm(&g, g_n_sm, -1, g_s));
+        int tile = -1;
+        across |= split_plan(&g, k_chunk, &tile);
+        CU(cs_k_gemm(&g, g_n_sm, tile, g_s));
     };
     cs_k_set_pdl(pdl);
     CU(cudaStreamBeginCapture(g_s, cudaStreamCaptureModeThreadLocal));
