@@ -7,7 +7,10 @@
  * bench_kernels reach it by tile index (CS_K_GEMM_TILE_WGMMA_WS*), check.sh end to end through
  * CLIPSKIP_CUDA_GEMM_LARGE_TILE; nothing picks it by default. CLIPSKIP_CUDA_WGMMA_WS=0 keeps
  * both variants unusable (check.sh sets it when the kernel test fails with them); a barrier
- * wait longer than 2 s traps, so a deadlock fails a launch instead of hanging the device.
+ * wait longer than 5 s traps, so a deadlock fails a launch instead of hanging the device.
+ * The 128-wide tile also takes a fixed split of K in registers (cs_k_gemm_args.k_chunk; added
+ * 2026-11-27 in the next session, also never run), so that tile and the split mma.sync tiles
+ * of small batches can serve one model under one k_chunk.
  *
  * Block: 3 warpgroups (384 threads). Warpgroup 0 is the producer: it gives back registers
  * (setmaxnreg 40) and one thread loops over the k-tiles: wait until slot s is free (empty[s]),
@@ -51,7 +54,8 @@ __device__ __forceinline__ uint64_t ws_now_ns() {
     return t;
 }
 /* Until the phase of this parity has completed. A kernel that has never run must not hang the
- * machine it is tried on: after 2 s of waiting it traps (the launch fails with an error). */
+ * machine it is tried on: after 5 s of waiting it traps (the launch fails with an error; 5 s
+ * leaves room for compute-sanitizer's slowdown, where a wait of a few us can take ms). */
 __device__ __forceinline__ void ws_bar_wait(uint64_t *bar, unsigned parity) {
     uint32_t done = 0;
     uint64_t t0 = 0;
@@ -66,7 +70,7 @@ __device__ __forceinline__ void ws_bar_wait(uint64_t *bar, unsigned parity) {
         if ((i & 1023) == 0) {
             const uint64_t t = ws_now_ns();
             if (!t0) t0 = t;
-            else if (t - t0 > 2000000000ull) asm volatile("trap;\n");
+            else if (t - t0 > 5000000000ull) asm volatile("trap;\n");
         }
     }
 }
@@ -100,6 +104,8 @@ static __global__ void __launch_bounds__(WS_THREADS, 1)
             ws_bar_init(&full[s], 1);
             ws_bar_init(&empty[s], 2 * 128);
         }
+        /* the barriers' initial state visible to the TMA unit (async proxy) and to the cluster */
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
@@ -119,11 +125,28 @@ static __global__ void __launch_bounds__(WS_THREADS, 1)
 
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
     const int c = wgi - 1, lane = tid & 31, warp = (tid >> 5) & 3;
-    float d[ND];
+    /* Fixed split of K (a.k_chunk, BN 128 only: ws_launch refuses it for 256, whose second
+     * register set would not fit): d is the running chunk's partial, tot = 0 + the partials
+     * of the chunks before it, folded in at each chunk boundary once the chunk's wgmmas are
+     * done; gemm.cu's in-block split does the same additions, so the bits match it. */
+    constexpr bool CHUNKS = BN == 128;
+    const int chunk_kt = CHUNKS && a.k_chunk > 0 ? a.k_chunk / WG_BK : KT;
+    float d[ND], tot[CHUNKS ? ND : 1];
 #pragma unroll
     for (int i = 0; i < ND; i++) d[i] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < (CHUNKS ? ND : 1); i++) tot[i] = 0.0f;
     for (int kt = 0; kt < KT; kt++) {
         const int s = kt % STAGES;
+        if (CHUNKS && kt > 0 && kt % chunk_kt == 0) {
+            asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+            wg_pin<ND>(d);
+#pragma unroll
+            for (int i = 0; i < (CHUNKS ? ND : 1); i++) {
+                tot[i] += d[i];
+                d[i] = 0.0f;
+            }
+        }
         ws_bar_wait(&full[s], (kt / STAGES) & 1);
         const uint32_t tA = cs_smem_addr(sA + s * WG_BM * WG_BK) + c * 64 * 128;
         const uint32_t tB = cs_smem_addr(sB + s * BN * WG_BK);
@@ -132,6 +155,9 @@ static __global__ void __launch_bounds__(WS_THREADS, 1)
     }
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     wg_pin<ND>(d);
+    if (CHUNKS && chunk_kt < KT) /* more than one chunk: the sum of all of them */
+#pragma unroll
+        for (int i = 0; i < (CHUNKS ? ND : 1); i++) d[i] += tot[i];
     wg_store<T, BN>(a, d, m0 + c * 64, n0, warp, lane);
 #endif
 }
@@ -141,13 +167,21 @@ static __global__ void __launch_bounds__(WS_THREADS, 1)
 static PFN_cuTensorMapEncodeTiled_v12000 ws_encode;
 static bool ws_ok[CS_K_GEMM_N_TILES];
 
-template <typename T, int BN, int STAGES> static cudaError_t ws_set_smem() {
+/* Shared memory for the variant, and whether its register split can happen: setmaxnreg.inc
+ * waits (it does not fail) until the block's pool has the registers, so a build where ptxas
+ * gave the kernel fewer than 128 x 40 + 256 x 232 registers in all would hang every launch. */
+template <typename T, int BN, int STAGES> static bool ws_set_smem() {
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, ws_gemm_kernel<T, BN, STAGES>) != cudaSuccess ||
+        fa.numRegs * WS_THREADS < 128 * 40 + 256 * 232)
+        return false;
     return cudaFuncSetAttribute(ws_gemm_kernel<T, BN, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                WS_SMEM(BN, STAGES));
+                                WS_SMEM(BN, STAGES)) == cudaSuccess;
 }
 
 /* Called by cs_k_gemm_wgmma_setup once it knows the device runs sm_90a code. */
 void wg_ws_setup(int usable[CS_K_GEMM_N_TILES], int optin) {
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) ws_ok[t] = false;
     const char *off = getenv("CLIPSKIP_CUDA_WGMMA_WS"); /* "0": keep these variants unusable */
     if (off && !strcmp(off, "0")) return;
     void *fn = NULL;
@@ -159,8 +193,8 @@ void wg_ws_setup(int usable[CS_K_GEMM_N_TILES], int optin) {
     }
     ws_encode = (PFN_cuTensorMapEncodeTiled_v12000)fn;
 #define WS_SETUP(idx, bn, st)                                                                  \
-    if (WS_SMEM(bn, st) <= optin && ws_set_smem<__half, bn, st>() == cudaSuccess &&            \
-        ws_set_smem<__nv_bfloat16, bn, st>() == cudaSuccess)                                   \
+    if (WS_SMEM(bn, st) <= optin && ws_set_smem<__half, bn, st>() &&                           \
+        ws_set_smem<__nv_bfloat16, bn, st>())                                                  \
         usable[idx] = ws_ok[idx] = true;
     WS_VARIANTS(WS_SETUP)
 #undef WS_SETUP
@@ -185,6 +219,9 @@ template <typename T, int BN, int STAGES>
 static cudaError_t ws_launch(const cs_k_gemm_args *a, cudaStream_t stream) {
     const unsigned gy = cs_div_up((size_t)a->m, WG_BM);
     if (gy > 65535u) return cudaErrorInvalidValue;
+    /* a fixed split of K: in registers (no split_ws), whole k-tiles, the 128-wide tile only */
+    if (cs_k_gemm_splits(a->k, a->k_chunk) > 1 && (BN != 128 || a->split_ws || a->k_chunk % WG_BK))
+        return cudaErrorInvalidValue;
     CUtensorMap mx, mw;
     cudaError_t e = ws_map(&mx, a->x, a->m, a->k, WG_BM, a->dtype);
     if (e == cudaSuccess) e = ws_map(&mw, a->w, a->n, a->k, BN, a->dtype);
