@@ -43,9 +43,11 @@ static clipskip_status gemm_k_chunk(cs_backend *be) {
     if (*end || v <= 0 || v % 128 || v > (1 << 20))
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_K_CHUNK=%s: want a positive "
                        "multiple of 128 (the k-tiles of the GEMM tiles), e.g. 384", kc);
-    if (be->large_tile >= CS_K_GEMM_N_MMA_TILES)
-        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_K_CHUNK does not combine with "
-                       "the wgmma tile %s (no split wgmma kernel yet)", cs_k_gemm_tile_name(be->large_tile));
+    if (be->large_tile >= 0 && !cs_k_gemm_chunk_ok(be->large_tile, (int32_t)v, 0))
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_K_CHUNK=%s does not fit the tile "
+                       "CLIPSKIP_CUDA_GEMM_LARGE_TILE=%s (k-tiles of the chunk, or no split of K; of "
+                       "the wgmma tiles only %s has one)", kc, cs_k_gemm_tile_name(be->large_tile),
+                       cs_k_gemm_tile_name(CS_K_GEMM_TILE_WGMMA_WS));
     be->k_chunk = (int32_t)v;
     CU_TRY(be, cudaMalloc((void **)&be->split_ws, CS_K_GEMM_SPLIT_WS_FLOATS * sizeof(float)));
     be->split_ws_floats = CS_K_GEMM_SPLIT_WS_FLOATS;
@@ -63,6 +65,10 @@ static clipskip_status launch_pdl(const cs_backend *be) {
     if (be->cc_major < 9)
         return cs_fail(CLIPSKIP_ERR_UNSUPPORTED, "cuda: CLIPSKIP_CUDA_PDL=1 needs compute capability "
                        "9.0 or newer (%s is %d.%d)", be->name, be->cc_major, be->cc_minor);
+    if (!cs_k_pdl_usable()) /* e.g. built for sm_80-89 only: PTX JIT-compiled, waits compiled out */
+        return cs_fail(CLIPSKIP_ERR_UNSUPPORTED, "cuda: CLIPSKIP_CUDA_PDL=1 needs kernels built for "
+                       "sm_90 or newer (CMAKE_CUDA_ARCHITECTURES); this build runs older code on %s",
+                       be->name);
     cs_k_set_pdl(1);
     return CLIPSKIP_OK;
 }

@@ -41,17 +41,24 @@ __device__ __forceinline__ bool gemm_split_gather(const cs_k_gemm_args &a, float
                            make_float2(acc[mi][ni][2 * h], acc[mi][ni][2 * h + 1]));
             }
     }
+    /* The hand-off of threadFenceReduction / cooperative groups' grid sync: the barrier
+     * gathers the block's stores, then the thread that counts fences (release) before its
+     * atomic, and the last block's counting thread fences after it (acquire) before the
+     * barrier that lets the block read the other partials. */
     __shared__ int s_last;
-    __threadfence(); /* this thread's partial is visible device-wide before the count */
+    __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
         unsigned *sem = a.split_sem + blockIdx.y * gridDim.x + blockIdx.x;
+        __threadfence();
         s_last = atomicAdd(sem, 1u) == gridDim.z - 1;
-        if (s_last) atomicExch(sem, 0u); /* every chunk has counted: ready for the next launch */
+        if (s_last) {
+            atomicExch(sem, 0u); /* every chunk has counted: ready for the next launch */
+            __threadfence();
+        }
     }
     __syncthreads();
     if (!s_last) return false;
-    __threadfence();
 #pragma unroll
     for (int ni = 0; ni < NI; ni++) {
         const int col = n0 + wn * WN + ni * 8 + (lane & 3) * 2;
@@ -326,6 +333,11 @@ extern "C" int cs_k_gemm_split_across(int32_t m, int32_t n, int32_t k, int32_t k
     return 1;
 }
 
+extern "C" int cs_k_gemm_chunk_ok(int tile, int32_t k_chunk, int across) {
+    if (tile < 0 || tile >= CS_K_GEMM_N_TILES || k_chunk <= 0 || k_chunk % gemm_bk[tile]) return 0;
+    return tile < CS_K_GEMM_N_MMA_TILES || (tile == CS_K_GEMM_TILE_WGMMA_WS && !across);
+}
+
 extern "C" cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int32_t k_splits, int n_sm) {
     const int np = (int)(sizeof gemm_pref / sizeof gemm_pref[0]);
     if (k_splits < 1) k_splits = 1;
@@ -347,8 +359,7 @@ extern "C" cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cu
     const int32_t splits = cs_k_gemm_splits(a->k, a->k_chunk);
     if (tile < 0) tile = cs_k_gemm_pick(a->m, a->n, a->split_ws ? splits : 1, n_sm);
     if (tile >= CS_K_GEMM_N_TILES || !gemm_ok[tile]) return cudaErrorInvalidValue;
-    if (splits > 1 && (tile >= CS_K_GEMM_N_MMA_TILES || a->k_chunk % gemm_bk[tile]))
-        return cudaErrorInvalidValue; /* the chunk must be whole k-tiles; no wgmma split yet */
+    if (splits > 1 && !cs_k_gemm_chunk_ok(tile, a->k_chunk, a->split_ws != NULL)) return cudaErrorInvalidValue;
     if (tile >= CS_K_GEMM_N_MMA_TILES) return cs_k_gemm_wgmma(a, tile, stream);
     if (a->dtype == CLIPSKIP_DTYPE_F16) return gemm_dispatch<__half>(a, tile, splits, stream);
     if (a->dtype == CLIPSKIP_DTYPE_BF16) return gemm_dispatch<__nv_bfloat16>(a, tile, splits, stream);

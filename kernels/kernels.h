@@ -39,6 +39,9 @@ extern "C" {
  * set it before capturing graphs. */
 void cs_k_set_pdl(int on);
 int cs_k_pdl(void);
+/* Whether the code loaded for the current device has the PDL instructions (built for sm_90+,
+ * not JIT-compiled from older PTX, where the waits are compiled out): 1 or 0. */
+int cs_k_pdl_usable(void);
 
 /* h(m, d) fp32 = tok_emb[ids[i]] (tok_dtype: F32/F16/BF16) + pos_emb[pos[i]] (fp32).
  * ids/pos (m) device int32, already range-checked by the caller. d % 4 == 0. */
@@ -75,7 +78,8 @@ typedef struct {
      * block (split_ws != NULL: partials through split_ws, the last block of a tile to finish
      * adds them up in chunk order), so a fixed k_chunk keeps batch invariance while letting
      * small batches spread K over more blocks. k_chunk must be a multiple of the tile's k-tile
-     * (128 covers every mma.sync tile the pick uses); no wgmma tile takes it yet. */
+     * (128 covers every mma.sync tile the pick uses). Of the wgmma tiles only 128x128ws takes
+     * it, in registers (split_ws NULL); cs_k_gemm refuses the others when k > k_chunk. */
     int32_t k_chunk;
     float *split_ws;       /* >= ceil(k / k_chunk) * m * n floats, or NULL: chunks in-block */
     unsigned *split_sem;   /* with split_ws: one counter per output tile, all 0 before the
@@ -120,6 +124,9 @@ int cs_k_gemm_tile_usable(int tile);
  * the largest tile that still makes at least n_sm blocks (tiles x k_splits, the number of
  * chunks run on separate blocks; 1 without a cross-block split), else the smallest. */
 cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int32_t k_splits, int n_sm);
+/* Whether configuration `tile` takes a fixed split of K of k_chunk (> 0): whole k-tiles, and
+ * for a wgmma tile only 128x128ws with the chunks in registers (across = 0). */
+int cs_k_gemm_chunk_ok(int tile, int32_t k_chunk, int across);
 /* Number of K chunks of a GEMM with the given k and k_chunk (1 when k_chunk <= 0). */
 int32_t cs_k_gemm_splits(int32_t k, int32_t k_chunk);
 /* Output tiles of configuration `tile` for (m, n): the split_sem counters a cross-block

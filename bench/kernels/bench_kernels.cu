@@ -237,6 +237,12 @@ static void bench_gemm_split(gemm_ctx *g, const char *name, const char *shape, d
                      across ? "blocks" : "regs", cs_k_gemm_tile_name(t < 0 ? pick : t));
             row(nm, shape, time_us(native_fn, g) / NL, flops, bytes);
         }
+        if (!across && cs_k_gemm_tile_usable(CS_K_GEMM_TILE_WGMMA_WS)) { /* its split in registers */
+            g->tile = CS_K_GEMM_TILE_WGMMA_WS;
+            snprintf(nm, sizeof nm, "  %s k%d/%d regs %s", name, chunks[c], s,
+                     cs_k_gemm_tile_name(CS_K_GEMM_TILE_WGMMA_WS));
+            row(nm, shape, time_us(native_fn, g) / NL, flops, bytes);
+        }
     }
     g->a = base;
     g->tile = -1;

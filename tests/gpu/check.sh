@@ -182,7 +182,12 @@ if want newpaths && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
     run "test_gpu_e2e kchunk384" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_K_CHUNK=384 "$E2E"
 fi
 if want newpaths && [ "$ARCH" = 90 ] && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
-    run "test_gpu_e2e wgmma" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_GEMM_LARGE_TILE=wgmma128x256k64p "$E2E"
+    if [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ]; then
+        run "test_gpu_e2e wgmma" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_GEMM_LARGE_TILE=wgmma128x256k64p "$E2E"
+    else # the TMA tile on large GEMMs, the split mma.sync tiles on small ones, one k_chunk
+        run "test_gpu_e2e wgmma128x128ws kchunk384" "$LOG/tests.log" "$(within 90 30)" \
+            env CLIPSKIP_CUDA_GEMM_LARGE_TILE=wgmma128x128ws CLIPSKIP_CUDA_K_CHUNK=384 "$E2E"
+    fi
 fi
 if want newpaths && [ -x "$BIN/clipskip" ] && [ "$(left)" -gt 45 ]; then
     run "cli smoke (cuda)" "$LOG/tests.log" 40 tests/gpu/cli_smoke.sh "$BIN/clipskip"
@@ -198,8 +203,11 @@ if ! want variants; then
     :
 elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     VB=(bench --random vit-l --backend cuda --batch 1,8,256,1024 --clip-skip 1 --seconds 0.3 --warmup 2 --no-text --quiet)
-    WG=(wgmma128x256ws wgmma128x128ws wgmma128x128k64 wgmma128x256k64 wgmma128x128k64p wgmma128x256k64p)
-    [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ] && WG=("${WG[@]:2}")
+    # (wgmma128x128ws-kchunk384: that tile for large batches and the split mma.sync tiles for
+    # small ones, under one k_chunk, i.e. both experiments promoted together)
+    WG=(wgmma128x256ws wgmma128x128ws wgmma128x128ws-kchunk384 wgmma128x128k64 wgmma128x256k64
+        wgmma128x128k64p wgmma128x256k64p)
+    [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ] && WG=("${WG[@]:3}")
     VS=(default kchunk384 kchunk768 pdl pdl-kchunk384 "${WG[@]}" cublaslt bigg)
     # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
     [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
@@ -210,6 +218,9 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
             continue
         fi
         case $v in
+        wgmma*-kchunk*)
+            run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=${v%-kchunk*} \
+                CLIPSKIP_CUDA_K_CHUNK=${v##*-kchunk} "$CLI" "${VB[@]}" ;;
         wgmma*) # the large-batch GEMMs on a wgmma tile (kernels/gemm_wgmma.cu), end to end
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=$v "$CLI" \
                 "${VB[@]}" ;;

@@ -293,6 +293,16 @@ static void vitl_mixed_depths(const clipskip_model *m, clipskip_encoder *gpu) {
  * CLIPSKIP_CUDA_PDL=1 (programmatic dependent launch, sm_90+) gives the same outputs as `gpu`
  * for a batch of 64, from a direct run and from its captured graph. */
 static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
+    const int32_t rows = 64;
+    clipskip_encode_options opt = clipskip_encode_default_options();
+    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    opt.row.clip_skip = 2;
+    int32_t *ids = make_ids(&m->towers[0].info, rows);
+    outs ref, got;
+    outs_alloc(&ref, m, &opt, rows);
+    outs_alloc(&got, m, &opt, rows);
+    /* the reference first: opening a PDL encoder turns PDL on for the whole process */
+    CHECK_OK(encode(gpu, ids, rows, &opt, &ref));
     const char *prev = getenv("CLIPSKIP_CUDA_PDL");
     char saved[16] = "";
     if (prev) snprintf(saved, sizeof saved, "%s", prev);
@@ -307,18 +317,12 @@ static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
     else unsetenv("CLIPSKIP_CUDA_PDL");
     if (st == CLIPSKIP_ERR_UNSUPPORTED) {
         printf("  skip  vit-l PDL: %s\n", clipskip_last_error());
+        outs_free(&ref);
+        outs_free(&got);
+        free(ids);
         return;
     }
     CHECK_OK(st);
-    const int32_t rows = 64;
-    clipskip_encode_options opt = clipskip_encode_default_options();
-    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
-    opt.row.clip_skip = 2;
-    int32_t *ids = make_ids(&m->towers[0].info, rows);
-    outs ref, got;
-    outs_alloc(&ref, m, &opt, rows);
-    outs_alloc(&got, m, &opt, rows);
-    CHECK_OK(encode(gpu, ids, rows, &opt, &ref));
     size_t bad = 0;
     for (int run = 0; run < 2; run++) { /* the second from the captured graph */
         CHECK_OK(encode(e, ids, rows, &opt, &got));

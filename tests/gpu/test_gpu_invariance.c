@@ -199,6 +199,7 @@ static void gemm_batch_invariance(clipskip_dtype dt) {
 
 /* Fixed split of K (k_chunk): every mma.sync tile, with the chunks added in registers
  * (in-block) and on separate blocks (cross-block, run twice: the counters must be back at 0),
+ * and the one wgmma tile that takes a k_chunk (128x128ws, in registers only),
  * bitwise equal to each other and within 2e-3 of float64; rows alone (cross-block) bitwise
  * equal to the same rows inside M = 1001 (in-block). */
 static void gemm_split_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, int32_t kc,
@@ -228,7 +229,7 @@ static void gemm_split_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, 
     float *first = NULL;
     size_t differ = 0, runs = 0;
     char what[112];
-    for (int t = 0; t < CS_K_GEMM_N_MMA_TILES; t++)
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++)
         for (int run = 0; run < 3; run++) { /* in-block, cross-block, cross-block again */
             if (!cs_k_gemm_tile_usable(t)) continue;
             dev_poison(dout, ob);
@@ -237,7 +238,7 @@ static void gemm_split_case(clipskip_dtype dt, int32_t m, int32_t n, int32_t k, 
             o.split_ws = run ? ws : NULL;
             o.split_sem = run ? sem : NULL;
             const cudaError_t e = cs_k_gemm(&o, g_n_sm, t, 0);
-            if (e == cudaErrorInvalidValue) continue; /* chunk not a whole number of this k-tile */
+            if (e == cudaErrorInvalidValue) continue; /* not whole k-tiles, or no such split here */
             CU(e);
             CU(cudaDeviceSynchronize());
             float *got = dev_get(dout, out_n, odt);
