@@ -195,6 +195,7 @@ static void cu_free(cs_backend *be) {
     cudaSetDevice(be->device);
     if (be->cap) cs_cu_graph_abort(be);
     if (be->stream) cudaStreamSynchronize(be->stream);
+    cs_cu_outbox_free(be);
     cs_cu_graph_free_all(be);
     cs_cu_lt_free(be);
     cs_cu_gemm_free(be);
@@ -283,6 +284,7 @@ static clipskip_status cu_init(const clipskip_model *model, const clipskip_encod
     clipskip_status st = cu_open_device(be);
     if (st == CLIPSKIP_OK) st = cs_cu_weights_init(be, model);
     if (st == CLIPSKIP_OK) st = cu_init_buffers(be);
+    if (st == CLIPSKIP_OK) st = cs_cu_outbox_init(be);
     if (st == CLIPSKIP_OK && be->gemm_path == CLIPSKIP_GEMM_CUBLASLT) st = cs_cu_lt_init(be);
     if (st != CLIPSKIP_OK) {
         char msg[1024];
@@ -312,7 +314,7 @@ static void cu_memory(const cs_backend *be, size_t *weights, size_t *activations
     if (weights) *weights = be->weight_bytes;
     if (activations)
         *activations = be->alloc_bytes + be->dl_scratch_bytes + be->lt_ws_bytes +
-                       cs_cu_gemm_bytes(be) + be->st_embed.cap +
+                       cs_cu_gemm_bytes(be) + cs_cu_outbox_bytes(be) + be->st_embed.cap +
                        be->st_idx.cap + ((size_t)be->seq_cap + 1) * sizeof(int32_t);
 }
 
@@ -550,6 +552,7 @@ static clipskip_status cu_download(cs_backend *be, cs_buf_kind kind, const void 
     const clipskip_dtype sdt = kind == CS_BUF_RESID ? CLIPSKIP_DTYPE_F32 : be->cdt;
     const size_t es = cs_dtype_size(sdt), ds = cs_dtype_size(dtype), bytes = n * ds;
     const char *src = (const char *)buf + off * es;
+    if (be->ob && cu_is_pinned(dst)) return cs_cu_outbox_download(be, src, sdt, n, dst, dtype);
     /* Large downloads and pinned destinations are copied straight into dst (a pageable copy
      * returns once done); the rest go through the pinned staging that finish() empties. */
     const int direct = bytes >= be->dl_direct_min || cu_is_pinned(dst);
@@ -577,6 +580,7 @@ static clipskip_status cu_finish(cs_backend *be) {
     if (be->cap) return cu_in_region("finish");
     CU_TRY(be, cudaSetDevice(be->device));
     int timed = be->timing;
+    CS_TRY(cs_cu_outbox_join(be)); /* the overlapped downloads count and are waited for */
     if (timed) CU_TRY(be, cudaEventRecord(be->ev_stop, be->stream));
     be->timing = 0;
     CS_TRY(cu_flush(be));

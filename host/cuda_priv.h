@@ -82,6 +82,7 @@ typedef struct {
 #define CS_CU_SEEN 64         /* keys remembered for capture-on-second-use */
 #define CS_CU_GRAPH_BUFS 64   /* device buffers one graph may reference */
 #define CS_CU_LT_PLANS 64
+#define CS_CU_OB_SLOTS 8      /* download outbox slots (cuda_outbox.c) */
 
 typedef struct {
     int used;
@@ -143,6 +144,13 @@ struct cs_backend {
     cs_cu_pending *pend;
     int n_pend, cap_pend;
 
+    /* downloads overlapped with the next pass (cuda_outbox.c, CLIPSKIP_CUDA_OVERLAP=1) */
+    cudaStream_t copy_stream;
+    char *ob;                    /* CS_CU_OB_SLOTS slots of ob_slot bytes (device), or NULL: off */
+    size_t ob_slot;
+    cudaEvent_t ob_ready[CS_CU_OB_SLOTS], ob_free[CS_CU_OB_SLOTS], ob_done;
+    int ob_next, ob_queued;      /* next slot; copies queued since the last join */
+
     /* CUDA graphs */
     int use_graphs;
     cs_cu_graph graphs[CS_CU_GRAPHS];
@@ -191,6 +199,16 @@ void cs_cu_graph_abort(cs_backend *be);
 /* Drop every graph that references the buffer with this serial (0: every graph). */
 void cs_cu_graph_evict(cs_backend *be, uint64_t serial);
 void cs_cu_graph_free_all(cs_backend *be);
+
+/* cuda_outbox.c: downloads overlapped with the compute stream (CLIPSKIP_CUDA_OVERLAP=1).
+ * init leaves be->ob NULL when the switch is off; download takes page-locked dst only; join
+ * makes the compute stream wait for the copies queued so far (finish calls it). */
+clipskip_status cs_cu_outbox_init(cs_backend *be);
+void cs_cu_outbox_free(cs_backend *be);
+size_t cs_cu_outbox_bytes(const cs_backend *be);
+clipskip_status cs_cu_outbox_download(cs_backend *be, const char *src, clipskip_dtype sdt, size_t n,
+                                      char *dst, clipskip_dtype dtype);
+clipskip_status cs_cu_outbox_join(cs_backend *be);
 
 /* cuda_peak.c */
 clipskip_status cs_cu_measure_peak(cs_backend *be, double *flops_per_s, double *bytes_per_s);

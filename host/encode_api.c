@@ -18,6 +18,21 @@ static const cs_backend_ops *choose_backend(clipskip_backend want) {
     return &cs_backend_cpu;
 }
 
+/* CLIPSKIP_PASS_ROWS=N (experiment, tests/gpu/check.sh): passes of at most N rows instead of
+ * max_batch. Rows give the same bits in any pass (batch invariance), so this changes only the
+ * timing: on CUDA with CLIPSKIP_CUDA_OVERLAP=1 the download of one pass overlaps the compute of
+ * the next. */
+static clipskip_status pass_rows_env(int32_t *rows) {
+    const char *v = getenv("CLIPSKIP_PASS_ROWS");
+    if (!v || !*v) return CLIPSKIP_OK;
+    char *end = NULL;
+    const long n = strtol(v, &end, 10);
+    if (*end || n < 1 || n > INT32_MAX)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "CLIPSKIP_PASS_ROWS=%s: want a positive number of rows", v);
+    if (n < *rows) *rows = (int32_t)n;
+    return CLIPSKIP_OK;
+}
+
 clipskip_status clipskip_encoder_init(const clipskip_model *model,
                                       const clipskip_encoder_params *params,
                                       clipskip_encoder **out) {
@@ -30,6 +45,8 @@ clipskip_status clipskip_encoder_init(const clipskip_model *model,
     if (p.compute_dtype != CLIPSKIP_DTYPE_F16 && p.compute_dtype != CLIPSKIP_DTYPE_BF16 &&
         p.compute_dtype != CLIPSKIP_DTYPE_F32)
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "encoder_init: unknown compute dtype %d", (int)p.compute_dtype);
+    int32_t pass_rows = p.max_batch;
+    CS_TRY(pass_rows_env(&pass_rows));
     const cs_backend_ops *ops = choose_backend(p.backend);
     if (!ops)
         return cs_fail(CLIPSKIP_ERR_BACKEND, "backend cuda requested but this build of clipskip "
@@ -40,6 +57,7 @@ clipskip_status clipskip_encoder_init(const clipskip_model *model,
     e->ops = ops;
     e->params = p;
     e->last_device_s = -1.0;
+    e->pass_rows = pass_rows;
     for (int t = 0; t < model->n_towers; t++) {
         const clipskip_tower_info *in = &model->towers[t].info;
         if (in->d_model > e->max_d) e->max_d = in->d_model;
@@ -214,7 +232,7 @@ static void scatter_columns(char *dst, const char *src, int32_t n, int32_t d, in
 static clipskip_status encode_tower(clipskip_encoder *e, int tw, const int32_t *ids, int32_t n,
                                     const clipskip_encode_options *o, const tower_dst *dst) {
     const cs_tower *t = &e->model->towers[tw];
-    int32_t d = t->info.d_model, mb = e->params.max_batch, E = t->info.proj_dim;
+    int32_t d = t->info.d_model, mb = e->pass_rows, E = t->info.proj_dim;
     size_t esz = cs_dtype_size(o->out_dtype), row_hid = (size_t)CLIPSKIP_CONTEXT * d;
     int concat = dst->hidden && dst->hid_stride != d;
     CS_TRY(check_ids(ids, n, t->info.vocab));
@@ -235,6 +253,9 @@ static clipskip_status encode_tower(clipskip_encoder *e, int tw, const int32_t *
         if (dst->embeds) ps.embeds = dst->embeds + (size_t)r0 * E * esz;
         cs_plan_rows(t, pid, nr, &po, r0, pm.rows);
         st = cs_encode_pass(e, &ps, tw, pid);
+        /* The next pass is queued while this one runs; the host waits only where it reads the
+         * output itself (the concatenation below), after the last pass, or after a failure. */
+        if (st == CLIPSKIP_OK && !concat && r0 + nr < n) continue;
         clipskip_status fs = e->ops->finish(e->be); /* wait even after a failure */
         if (st == CLIPSKIP_OK) st = fs;
         if (e->ops->device_seconds) e->last_device_s += e->ops->device_seconds(e->be);

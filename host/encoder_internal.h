@@ -17,6 +17,7 @@ struct clipskip_encoder {
     void *att;                     /* (cap_tok, D) ACT: merged heads */
     void *mlp;                     /* (chunk, F) ACT: MLP intermediate, one chunk at a time */
     double last_device_s;          /* device time of the last call, -1 without a device timer */
+    int32_t pass_rows;             /* rows per pass: max_batch, or fewer (CLIPSKIP_PASS_ROWS) */
 };
 
 /* What one row of a pass needs and where it currently sits in the packing. */

@@ -89,6 +89,24 @@ static void check_family(clipskip_family fam, int B, int max_batch) {
     CHECK(bad_alone == 0);
     CHECK(bad_pool == 0);
 
+    /* CLIPSKIP_PASS_ROWS: passes of fewer rows than max_batch (the next pass queued before
+     * the last one is waited for), the same bytes; a bad value refused at init */
+    setenv("CLIPSKIP_PASS_ROWS", "5", 1);
+    clipskip_encoder *enc5 = NULL;
+    REQUIRE(clipskip_encoder_init(m, &ep, &enc5) == CLIPSKIP_OK);
+    setenv("CLIPSKIP_PASS_ROWS", "0", 1);
+    clipskip_encoder *bad = NULL;
+    CHECK(clipskip_encoder_init(m, &ep, &bad) == CLIPSKIP_ERR_INVALID_ARG && !bad);
+    unsetenv("CLIPSKIP_PASS_ROWS");
+    outs p5 = encode(enc5, ids, B, &o, d, e);
+    const int same5 = same(p5.hidden, all.hidden, (size_t)B * T * d) &&
+                      same(p5.pooled, all.pooled, (size_t)B * d) && same(p5.embeds, all.embeds, (size_t)B * e);
+    printf("passes of 5 rows (CLIPSKIP_PASS_ROWS) vs passes of %d: %s\n", max_batch,
+           same5 ? "same bytes" : "DIFFERENT");
+    CHECK(same5);
+    free_outs(&p5);
+    clipskip_encoder_free(enc5);
+
     /* hidden-only at one depth for the whole batch == the mixed batch's rows at that depth */
     for (int skip = 1; skip <= L; skip++) {
         clipskip_encode_options os = clipskip_encode_default_options();

@@ -198,7 +198,8 @@ fi
 # the pinned staging + memcpy (CLIPSKIP_CUDA_DOWNLOAD=pinned), cuBLASLt GEMMs, f16 output, and
 # each wgmma GEMM variant in place of the 128x128 tile (CLIPSKIP_CUDA_GEMM_LARGE_TILE), and
 # fixed splits of K (CLIPSKIP_CUDA_K_CHUNK) and programmatic dependent launch
-# (CLIPSKIP_CUDA_PDL): the batch-1 latency candidates
+# (CLIPSKIP_CUDA_PDL): the batch-1 latency candidates; overlap256: passes of 256 rows whose
+# downloads run under the next pass (CLIPSKIP_CUDA_OVERLAP, CLIPSKIP_PASS_ROWS)
 if ! want variants; then
     :
 elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
@@ -208,7 +209,7 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     WG=(wgmma128x256ws wgmma128x128ws wgmma128x128ws-kchunk384 wgmma128x128k64 wgmma128x256k64
         wgmma128x128k64p wgmma128x256k64p)
     [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ] && WG=("${WG[@]:3}")
-    VS=(default kchunk384 kchunk768 pdl pdl-kchunk384 "${WG[@]}" cublaslt bigg)
+    VS=(default kchunk384 kchunk768 pdl pdl-kchunk384 "${WG[@]}" overlap256 cublaslt bigg)
     # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
     [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
     [ -n "${VARIANTS:-}" ] && read -r -a VS <<<"$VARIANTS"
@@ -230,6 +231,9 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
         pdl) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_PDL=1 "$CLI" "${VB[@]}" ;;
         pdl-kchunk*) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_PDL=1 \
                 CLIPSKIP_CUDA_K_CHUNK=${v#pdl-kchunk} "$CLI" "${VB[@]}" ;;
+        overlap*) # passes of N rows, each one's download under the next one's compute
+            run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_OVERLAP=1 \
+                CLIPSKIP_PASS_ROWS=${v#overlap} "$CLI" "${VB[@]}" ;;
         pageable) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --out-memory pageable ;;
         staged) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_DOWNLOAD=pinned "$CLI" "${VB[@]}" --out-memory pageable ;;
         cublaslt) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --gemm cublaslt ;;

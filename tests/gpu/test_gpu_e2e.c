@@ -289,6 +289,80 @@ static void vitl_mixed_depths(const clipskip_model *m, clipskip_encoder *gpu) {
     free(ids);
 }
 
+/* An F16 CUDA encoder for max_batch rows opened with names[i]=values[i] in the environment
+ * (restored after: the experiment switches are read when an encoder opens). NULL when the
+ * backend refuses them as unsupported here, which is printed as a skip of `what`. */
+static clipskip_encoder *enc_with_env(const clipskip_model *m, int max_batch, const char *what, int n,
+                                      const char *const *names, const char *const *values) {
+    char saved[4][64];
+    int had[4];
+    REQUIRE(n <= 4);
+    for (int i = 0; i < n; i++) {
+        const char *v = getenv(names[i]);
+        had[i] = v != NULL;
+        snprintf(saved[i], sizeof saved[i], "%s", v ? v : "");
+        setenv(names[i], values[i], 1);
+    }
+    clipskip_encoder_params p = clipskip_encoder_default_params();
+    p.backend = CLIPSKIP_BACKEND_CUDA;
+    p.compute_dtype = CLIPSKIP_DTYPE_F16;
+    p.max_batch = max_batch;
+    clipskip_encoder *e = NULL;
+    const clipskip_status st = clipskip_encoder_init(m, &p, &e);
+    for (int i = 0; i < n; i++) {
+        if (had[i]) setenv(names[i], saved[i], 1);
+        else unsetenv(names[i]);
+    }
+    if (st == CLIPSKIP_ERR_UNSUPPORTED) {
+        printf("  skip  %s: %s\n", what, clipskip_last_error());
+        return NULL;
+    }
+    CHECK_OK(st);
+    return e;
+}
+
+/* Downloads overlapped with the next pass (CLIPSKIP_CUDA_OVERLAP=1, passes of 16 rows): into
+ * page-locked outputs (the only ones that take the outbox), rows at mixed depths with and
+ * without the final LN (so both the f32 residual copies and the converted LN outputs go
+ * through it, some in the middle of a pass), the same bits as `gpu`, twice (graphs replayed). */
+static void vitl_overlap_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
+    const int32_t rows = 64;
+    clipskip_row_options per[64];
+    for (int i = 0; i < rows; i++)
+        per[i] = (clipskip_row_options){1 + (i * 5) % 12, i % 3 ? CLIPSKIP_FINAL_LN_OFF : CLIPSKIP_FINAL_LN_ON};
+    clipskip_encode_options opt = clipskip_encode_default_options();
+    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    opt.per_row = per;
+    int32_t *ids = make_ids(&m->towers[0].info, rows);
+    outs ref, got;
+    outs_alloc(&ref, m, &opt, rows);
+    CHECK_OK(encode(gpu, ids, rows, &opt, &ref));
+    static const char *const names[] = {"CLIPSKIP_CUDA_OVERLAP", "CLIPSKIP_PASS_ROWS"},
+                             *const values[] = {"1", "16"};
+    clipskip_encoder *e = enc_with_env(m, rows, "vit-l overlapped downloads", 2, names, values);
+    if (e) {
+        got = ref; /* the shapes; the buffers are the encoder's page-locked ones */
+        got.hidden = clipskip_host_alloc(e, (size_t)rows * CLIPSKIP_CONTEXT * ref.hd * sizeof(float));
+        got.pooled = clipskip_host_alloc(e, (size_t)rows * ref.pd * sizeof(float));
+        got.embeds = clipskip_host_alloc(e, (size_t)rows * ref.ed * sizeof(float));
+        REQUIRE(got.hidden && got.pooled && got.embeds);
+        size_t bad = 0;
+        for (int run = 0; run < 2; run++) {
+            CHECK_OK(encode(e, ids, rows, &opt, &got));
+            bad += batch_diff(&ref, &got, rows);
+        }
+        printf("  %-5s vit-l overlapped downloads (passes of 16, pinned outputs), twice: %zu "
+               "differing outputs\n", bad ? "FAIL" : "ok", bad);
+        if (bad) cs_test_failures++;
+        clipskip_host_free(e, got.hidden);
+        clipskip_host_free(e, got.pooled);
+        clipskip_host_free(e, got.embeds);
+        clipskip_encoder_free(e);
+    }
+    outs_free(&ref);
+    free(ids);
+}
+
 /* The launch experiments change when kernels start, never a bit: an encoder opened with
  * CLIPSKIP_CUDA_PDL=1 (programmatic dependent launch, sm_90+) gives the same outputs as `gpu`
  * for a batch of 64, from a direct run and from its captured graph. */
@@ -303,26 +377,15 @@ static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
     outs_alloc(&got, m, &opt, rows);
     /* the reference first: opening a PDL encoder turns PDL on for the whole process */
     CHECK_OK(encode(gpu, ids, rows, &opt, &ref));
-    const char *prev = getenv("CLIPSKIP_CUDA_PDL");
-    char saved[16] = "";
-    if (prev) snprintf(saved, sizeof saved, "%s", prev);
-    setenv("CLIPSKIP_CUDA_PDL", "1", 1);
-    clipskip_encoder_params p = clipskip_encoder_default_params();
-    p.backend = CLIPSKIP_BACKEND_CUDA;
-    p.compute_dtype = CLIPSKIP_DTYPE_F16;
-    p.max_batch = 64;
-    clipskip_encoder *e = NULL;
-    const clipskip_status st = clipskip_encoder_init(m, &p, &e);
-    if (prev) setenv("CLIPSKIP_CUDA_PDL", saved, 1);
-    else unsetenv("CLIPSKIP_CUDA_PDL");
-    if (st == CLIPSKIP_ERR_UNSUPPORTED) {
-        printf("  skip  vit-l PDL: %s\n", clipskip_last_error());
+    const int pdl_was_on = cs_k_pdl();
+    static const char *const names[] = {"CLIPSKIP_CUDA_PDL"}, *const values[] = {"1"};
+    clipskip_encoder *e = enc_with_env(m, 64, "vit-l PDL", 1, names, values);
+    if (!e) {
         outs_free(&ref);
         outs_free(&got);
         free(ids);
         return;
     }
-    CHECK_OK(st);
     size_t bad = 0;
     for (int run = 0; run < 2; run++) { /* the second from the captured graph */
         CHECK_OK(encode(e, ids, rows, &opt, &got));
@@ -332,7 +395,7 @@ static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
            bad ? "FAIL" : "ok", bad);
     if (bad) cs_test_failures++;
     clipskip_encoder_free(e);
-    if (!prev || strcmp(saved, "1")) cs_k_set_pdl(0); /* process-wide: back to what it was */
+    cs_k_set_pdl(pdl_was_on); /* process-wide: back to what it was */
     outs_free(&ref);
     outs_free(&got);
     free(ids);
@@ -409,6 +472,7 @@ static void test_vitl(void) {
     vitl_batch_invariance(m, gpu, 2, CLIPSKIP_FINAL_LN_OFF);
     vitl_mixed_depths(m, gpu);
     vitl_pdl_same_bits(m, gpu);
+    vitl_overlap_same_bits(m, gpu);
     vitl_oom(m, gpu);
     clipskip_encoder_free(lt);
     clipskip_encoder_free(bf);
