@@ -109,14 +109,18 @@ static int32_t pack_offsets(cs_pass *ps) {
     return m;
 }
 
+/* Row width of tower tw in the RESID buffers: they hold (rows, d_model of the tower being
+ * run), packed; max_d only sizes them. */
+static int32_t tower_d(const clipskip_encoder *e, int tw) { return e->model->towers[tw].info.d_model; }
+
 /* Move each active row's first len tokens from their old offsets into a fresh packing. */
-static clipskip_status repack(clipskip_encoder *e, cs_pass *ps, const int32_t *old_off) {
+static clipskip_status repack(clipskip_encoder *e, cs_pass *ps, int tw, const int32_t *old_off) {
     int32_t n = 0;
     for (int32_t i = 0; i < ps->n_rows; i++) {
         const cs_row_plan *r = &ps->rows[i];
         for (int32_t p = 0; p < r->len; p++) ps->idx[n++] = old_off[i] + p;
     }
-    clipskip_status st = e->ops->gather_rows(e->be, CS_BUF_RESID, e->h, e->h_alt, e->max_d,
+    clipskip_status st = e->ops->gather_rows(e->be, CS_BUF_RESID, e->h, e->h_alt, tower_d(e, tw),
                                              ps->idx, n);
     if (st) return st;
     void *tmp = e->h;
@@ -166,7 +170,7 @@ static clipskip_status layer_last_only(clipskip_encoder *e, cs_pass *ps, int tw,
     CS_TRY(o->layernorm(e->be, tw, l, CS_LN_1, e->h, e->a, ps->m));
     CS_TRY(o->gemm(e->be, tw, l, CS_W_QKV, CS_EPI_BIAS, e->a, e->qkv, ps->m));
     CS_TRY(o->attention(e->be, tw, e->qkv, e->att, 1));
-    CS_TRY(o->gather_rows(e->be, CS_BUF_RESID, e->h, e->h_alt, e->max_d, ps->idx, n));
+    CS_TRY(o->gather_rows(e->be, CS_BUF_RESID, e->h, e->h_alt, tower_d(e, tw), ps->idx, n));
     CS_TRY(o->gemm(e->be, tw, l, CS_W_O, CS_EPI_BIAS_RESID, e->att, e->h_alt, n));
     CS_TRY(o->layernorm(e->be, tw, l, CS_LN_2, e->h_alt, e->a, n));
     return mlp(e, tw, l, e->h_alt, n);
@@ -242,7 +246,7 @@ static clipskip_status take_pooled(clipskip_encoder *e, cs_pass *ps, int tw, int
     int32_t d = t->info.d_model, n = ps->n_rows;
     if (!gathered) {
         for (int32_t i = 0; i < n; i++) ps->idx[i] = ps->rows[i].off + ps->rows[i].eos;
-        CS_TRY(o->gather_rows(e->be, CS_BUF_RESID, e->h, e->h_alt, e->max_d, ps->idx, n));
+        CS_TRY(o->gather_rows(e->be, CS_BUF_RESID, e->h, e->h_alt, tower_d(e, tw), ps->idx, n));
     }
     CS_TRY(o->layernorm(e->be, tw, 0, CS_LN_FINAL, e->h_alt, e->a, n));
     if (ps->pooled)
@@ -314,7 +318,7 @@ clipskip_status cs_encode_pass(clipskip_encoder *e, cs_pass *ps, int tw, const i
         for (int32_t i = 0; i < ps->n_rows; i++) old_off[i] = ps->rows[i].off;
         if (retire_rows(ps, l)) {
             if (pack_offsets(ps) == 0) break;
-            CS_TRY(repack(e, ps, old_off));
+            CS_TRY(repack(e, ps, tw, old_off));
         }
         if (l == L) break;
         int pooled_only, next = next_event(ps, l, &pooled_only);
