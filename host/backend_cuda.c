@@ -30,20 +30,48 @@
  * call in the staged path (then one copy per prompt). Smaller ones keep the staging, which lets
  * the host run ahead of the device. */
 #define CU_DL_DIRECT_MIN ((size_t)1 << 20)
+/* The native GEMM puts row tiles of 128 on grid.y, at most 65535 of them. */
+#define CU_GEMM_MAX_ROWS ((int64_t)65535 * 128)
 
 static const char *cu_base(const char *path) {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
 }
 
+/* Errors after which the CUDA context is unusable (a kernel faulted): every later call of the
+ * process on this device fails too, so the message says so instead of naming whatever
+ * statement happens to run next. */
+static int cu_sticky(cudaError_t e) {
+    switch (e) {
+    case cudaErrorIllegalAddress: case cudaErrorLaunchFailure: case cudaErrorMisalignedAddress:
+    case cudaErrorIllegalInstruction: case cudaErrorHardwareStackError: case cudaErrorAssert:
+    case cudaErrorInvalidPc: case cudaErrorInvalidAddressSpace: case cudaErrorLaunchTimeout:
+    case cudaErrorECCUncorrectable: case cudaErrorContextIsDestroyed:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static const char cu_dead_msg[] = "the CUDA context is lost (a kernel faulted); no CUDA work can "
+                                  "run in this process any more: restart it";
+
 clipskip_status cs_cu_fail(cs_backend *be, cudaError_t e, const char *stmt, const char *file,
                            int line) {
     (void)cudaGetLastError(); /* clear a non-sticky error so the encoder stays usable */
     clipskip_status st = e == cudaErrorMemoryAllocation ? CLIPSKIP_ERR_NOMEM : CLIPSKIP_ERR_BACKEND;
-    cs_fail(st, "%s failed at %s:%d on device %d: %s", stmt, cu_base(file), line,
-            be ? be->device : -1, cudaGetErrorString(e));
+    const int sticky = cu_sticky(e);
+    if (be && sticky) be->dead = 1;
+    cs_fail(st, "%s failed at %s:%d on device %d: %s%s%s", stmt, cu_base(file), line,
+            be ? be->device : -1, cudaGetErrorString(e), sticky ? "; " : "", sticky ? cu_dead_msg : "");
     if (be) cs_cu_graph_abort(be);
     return st;
+}
+
+/* Refuses new work on an encoder whose context was lost (see cu_sticky). */
+static clipskip_status cu_alive(const cs_backend *be) {
+    if (!be->dead) return CLIPSKIP_OK;
+    return cs_fail(CLIPSKIP_ERR_BACKEND, "cuda: device %d (%s): %s", be->device, be->name, cu_dead_msg);
 }
 
 clipskip_status cs_cu_lt_fail(cs_backend *be, cublasStatus_t e, const char *stmt,
@@ -337,6 +365,7 @@ static clipskip_status cu_grow_seqs(cs_backend *be, int32_t n_seq) {
 
 static clipskip_status cu_set_seqs(cs_backend *be, int32_t n_seq, const int32_t *len) {
     if (be->cap) return cu_in_region("set_seqs");
+    CS_TRY(cu_alive(be)); /* every pass starts here */
     if (n_seq < 0 || (n_seq > 0 && !len))
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: set_seqs: %d sequences", n_seq);
     CU_TRY(be, cudaSetDevice(be->device));
@@ -452,6 +481,10 @@ static clipskip_status cu_gemm(cs_backend *be, int tower, int layer, cs_weight_i
     if (epi != CS_EPI_NONE && !lin->b)
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: epilogue %d on a weight without bias", (int)epi);
     if (m < 0) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: gemm m = %d", m);
+    if (be->gemm_path != CLIPSKIP_GEMM_CUBLASLT && (int64_t)m > CU_GEMM_MAX_ROWS)
+        return cs_fail(CLIPSKIP_ERR_TOO_LARGE, "cuda: a GEMM of %d token rows; the native kernels "
+                       "take at most %lld (%lld prompts of 77 tokens): use a smaller max_batch",
+                       m, (long long)CU_GEMM_MAX_ROWS, (long long)CU_GEMM_MAX_ROWS / CLIPSKIP_CONTEXT);
     cs_cu_graph_note(be, x);
     cs_cu_graph_note(be, out);
     if (be->gemm_path == CLIPSKIP_GEMM_CUBLASLT)
@@ -503,7 +536,12 @@ static clipskip_status cu_gather_rows(cs_backend *be, cs_buf_kind kind, const vo
 /* ---------------------------------------------------------------- downloads */
 
 static clipskip_status cu_flush(cs_backend *be) {
-    CU_TRY(be, cudaStreamSynchronize(be->stream));
+    const cudaError_t e = cudaStreamSynchronize(be->stream);
+    if (e != cudaSuccess) { /* the staged bytes are lost with the call; never copy them later */
+        be->n_pend = 0;
+        be->dl_used = 0;
+        return cs_cu_fail(be, e, "cudaStreamSynchronize(be->stream)", __FILE__, __LINE__);
+    }
     for (int i = 0; i < be->n_pend; i++)
         memcpy(be->pend[i].dst, be->dl_host + be->pend[i].off, be->pend[i].bytes);
     be->n_pend = 0;
@@ -577,7 +615,9 @@ static clipskip_status cu_download(cs_backend *be, cs_buf_kind kind, const void 
 }
 
 static clipskip_status cu_finish(cs_backend *be) {
-    if (be->cap) return cu_in_region("finish");
+    /* A region still open here was left by an op that failed inside it (the encoder calls
+     * finish after every failure): drop what it recorded, nothing of it ran. */
+    if (be->cap) cs_cu_graph_abort(be);
     CU_TRY(be, cudaSetDevice(be->device));
     int timed = be->timing;
     CS_TRY(cs_cu_outbox_join(be)); /* the overlapped downloads count and are waited for */

@@ -52,7 +52,8 @@ static clipskip_status gemm_k_chunk(cs_backend *be) {
     CU_TRY(be, cudaMalloc((void **)&be->split_ws, CS_K_GEMM_SPLIT_WS_FLOATS * sizeof(float)));
     be->split_ws_floats = CS_K_GEMM_SPLIT_WS_FLOATS;
     CU_TRY(be, cudaMalloc((void **)&be->split_sem, CS_K_GEMM_SPLIT_SEMS * sizeof(unsigned)));
-    CU_TRY(be, cudaMemset(be->split_sem, 0, CS_K_GEMM_SPLIT_SEMS * sizeof(unsigned)));
+    /* on the encoder's stream: it does not synchronize with the legacy stream cudaMemset uses */
+    CU_TRY(be, cudaMemsetAsync(be->split_sem, 0, CS_K_GEMM_SPLIT_SEMS * sizeof(unsigned), be->stream));
     be->split_sems = CS_K_GEMM_SPLIT_SEMS;
     return CLIPSKIP_OK;
 }

@@ -3,8 +3,9 @@
  *
  * The rules, which encoder.c and this file both rely on:
  *  1. A region (graph_begin returning 0 .. graph_end) records only device work on device
- *     buffers: layernorm, gemm, attention and gather_rows. embed, set_seqs, download, finish,
- *     alloc and cs_cuda_upload_f32 fail inside a region with CLIPSKIP_ERR_INVALID_ARG, because
+ *     buffers: layernorm, gemm, attention and gather_rows. embed, set_seqs, download, alloc
+ *     and cs_cuda_upload_f32 fail inside a region with CLIPSKIP_ERR_INVALID_ARG (finish ends
+ *     the region and drops it: the encoder calls finish after an op failed inside one), because
  *     their host arguments (ids, lengths, destinations) change from call to call while a replay
  *     repeats what was recorded. set_seqs therefore comes before graph_begin: the attention
  *     nodes read the offsets from one device buffer that set_seqs rewrites, stream-ordered,
@@ -100,20 +101,29 @@ static int seen_before(cs_backend *be, const cs_graph_key *key) {
     return 0;
 }
 
-/* A free slot, or the least recently used one, emptied. */
-static cs_cu_graph *graph_slot(cs_backend *be) {
-    cs_cu_graph *v = &be->graphs[0];
-    for (int i = 0; i < CS_CU_GRAPHS; i++) {
-        if (!be->graphs[i].used) return &be->graphs[i];
-        if (be->graphs[i].last_use < v->last_use) v = &be->graphs[i];
+/* A free slot, or the least recently used one, emptied. A launch of the graph that last had
+ * the slot may still be queued (the encoder does not wait between passes) and its memcpy node
+ * would read the arena the new capture is about to overwrite: wait for the stream first (not
+ * capturing yet, so allowed; captures are rare: a key's second sighting). */
+static clipskip_status graph_slot(cs_backend *be, cs_cu_graph **out) {
+    cs_cu_graph *v = NULL;
+    for (int i = 0; i < CS_CU_GRAPHS && !v; i++)
+        if (!be->graphs[i].used) v = &be->graphs[i];
+    if (!v) {
+        v = &be->graphs[0];
+        for (int i = 1; i < CS_CU_GRAPHS; i++)
+            if (be->graphs[i].last_use < v->last_use) v = &be->graphs[i];
     }
+    if (v->arena_host) CU_TRY(be, cudaStreamSynchronize(be->stream));
     graph_drop(v);
-    return v;
+    *out = v;
+    return CLIPSKIP_OK;
 }
 
 static clipskip_status graph_arena(cs_backend *be, cs_cu_graph *g) {
-    /* every gather index of a pass fits: two int32 per token row of max_batch sequences */
-    const size_t cap = 2 * (size_t)be->max_batch * CLIPSKIP_CONTEXT * sizeof(int32_t) + 4096;
+    /* the host arrays a region takes (rule 2): the last-only layer's gather indices, one int32
+     * per sequence; twice that and a page of slack (cs_cu_put_ints refuses what does not fit) */
+    const size_t cap = 2 * (size_t)be->max_batch * sizeof(int32_t) + 4096;
     if (g->arena_cap >= cap) return CLIPSKIP_OK;
     if (g->arena_host) cudaFreeHost(g->arena_host);
     if (g->arena_dev) cudaFree(g->arena_dev);
@@ -146,8 +156,8 @@ int cs_cu_graph_begin(cs_backend *be, const cs_graph_key *key) {
         return 1;
     }
     if (!seen_before(be, key)) return 0;
-    cs_cu_graph *g = graph_slot(be);
-    if (graph_arena(be, g) != CLIPSKIP_OK) return -1;
+    cs_cu_graph *g = NULL;
+    if (graph_slot(be, &g) != CLIPSKIP_OK || graph_arena(be, g) != CLIPSKIP_OK) return -1;
     cudaError_t e = cudaStreamBeginCapture(be->stream, cudaStreamCaptureModeThreadLocal);
     if (e != cudaSuccess) {
         cs_cu_fail(be, e, "cudaStreamBeginCapture(be->stream, ThreadLocal)", __FILE__, __LINE__);

@@ -106,6 +106,7 @@ typedef struct {
 
 struct cs_backend {
     int device, n_sm, cc_major, cc_minor;
+    int dead;                    /* a sticky error was seen: the context is lost */
     char name[256];
     clipskip_dtype cdt;          /* ACT element type: F16 or BF16 */
     clipskip_gemm gemm_path;
