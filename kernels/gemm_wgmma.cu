@@ -107,8 +107,9 @@ template <typename T, int BN, int STAGES, int DEPTH> static cudaError_t wg_set_s
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM(BN, STAGES));
 }
 
-extern "C" cudaError_t cs_k_gemm_wgmma_setup(int usable[CS_K_GEMM_N_TILES]) {
-    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) usable[t] = wg_ok[t] = false;
+/* usable[t] for this device; wg_ok is written once at the end (cs_k_gemm_wgmma_setup), so an
+ * encoder opening while another thread runs GEMMs never sees a tile briefly unusable. */
+static cudaError_t wg_setup(int usable[CS_K_GEMM_N_TILES]) {
     int dev = 0, major = 0, minor = 0, optin = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
@@ -127,12 +128,19 @@ extern "C" cudaError_t cs_k_gemm_wgmma_setup(int usable[CS_K_GEMM_N_TILES]) {
     if (WG_SMEM(bn, st) <= optin) {                                                            \
         if ((e = wg_set_smem<__half, bn, st, dp>()) != cudaSuccess) return e;                 \
         if ((e = wg_set_smem<__nv_bfloat16, bn, st, dp>()) != cudaSuccess) return e;          \
-        usable[idx] = wg_ok[idx] = true;                                                      \
+        usable[idx] = 1;                                                                      \
     }
     WG_VARIANTS(WG_SETUP)
 #undef WG_SETUP
     wg_ws_setup(usable, optin); /* gemm_wgmma_ws.cu: the TMA + producer warpgroup variants */
     return cudaSuccess;
+}
+
+extern "C" cudaError_t cs_k_gemm_wgmma_setup(int usable[CS_K_GEMM_N_TILES]) {
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) usable[t] = 0;
+    const cudaError_t e = wg_setup(usable);
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) wg_ok[t] = usable[t] != 0;
+    return e;
 }
 
 template <typename T, int BN, int STAGES, int DEPTH>

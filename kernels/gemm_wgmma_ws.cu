@@ -179,9 +179,8 @@ template <typename T, int BN, int STAGES> static bool ws_set_smem() {
                                 WS_SMEM(BN, STAGES)) == cudaSuccess;
 }
 
-/* Called by cs_k_gemm_wgmma_setup once it knows the device runs sm_90a code. */
-void wg_ws_setup(int usable[CS_K_GEMM_N_TILES], int optin) {
-    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) ws_ok[t] = false;
+/* ok[t] for each variant this device and driver can run. */
+static void ws_setup(bool ok[CS_K_GEMM_N_TILES], int optin) {
     const char *off = getenv("CLIPSKIP_CUDA_WGMMA_WS"); /* "0": keep these variants unusable */
     if (off && !strcmp(off, "0")) return;
     void *fn = NULL;
@@ -195,10 +194,20 @@ void wg_ws_setup(int usable[CS_K_GEMM_N_TILES], int optin) {
 #define WS_SETUP(idx, bn, st)                                                                  \
     if (WS_SMEM(bn, st) <= optin && ws_set_smem<__half, bn, st>() &&                           \
         ws_set_smem<__nv_bfloat16, bn, st>())                                                  \
-        usable[idx] = ws_ok[idx] = true;
+        ok[idx] = true;
     WS_VARIANTS(WS_SETUP)
 #undef WS_SETUP
     (void)cudaGetLastError();
+}
+
+/* Called by cs_k_gemm_wgmma_setup once it knows the device runs sm_90a code. */
+void wg_ws_setup(int usable[CS_K_GEMM_N_TILES], int optin) {
+    bool ok[CS_K_GEMM_N_TILES] = {};
+    ws_setup(ok, optin);
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) { /* written once, after the probing */
+        ws_ok[t] = ok[t];
+        if (ok[t]) usable[t] = 1;
+    }
 }
 
 /* rows x k row-major matrix of 2-byte elements, boxes of 64 k x box_rows rows, 128-byte swizzle */
