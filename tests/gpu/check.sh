@@ -64,19 +64,27 @@ ARCH=${ARCH:-90}
 
 # ---- binaries
 CARRY=$ROOT/build-gpu-carry
-unpack() { # unpack ARCHIVE DIR: once, with tar or else Python
-    [ -f "$1" ] && [ ! -d "$2" ] || return 0
+# unpacked outside the carried folder (a dry run here must not grow what travels), and again
+# whenever the archive differs from the one unpacked before (a warm machine keeps old copies)
+UNP=$ROOT/build-gpu-run
+unpack() { # unpack ARCHIVE DIR, with tar or else Python
+    [ -f "$1" ] || return 0
+    local sum
+    sum=$(cksum <"$1")
+    [ -d "$2" ] && [ "$(cat "$2/.archive" 2>/dev/null)" = "$sum" ] && return 0
+    rm -rf "$2"
     mkdir -p "$2"
     tar xJf "$1" -C "$2" 2>/dev/null ||
         python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$1" "$2"
+    echo "$sum" >"$2/.archive"
 }
-unpack "$CARRY/bin.tar.xz" "$CARRY/bin"
-if [ -x "$CARRY/bin/test_gpu_invariance" ]; then
+unpack "$CARRY/bin.tar.xz" "$UNP/bin"
+if [ -x "$UNP/bin/test_gpu_invariance" ]; then
     MODE=carried
-    BIN=$CARRY/bin
-    unpack "$CARRY/lib.tar.xz" "$CARRY/lib"
+    BIN=$UNP/bin
+    unpack "$CARRY/lib.tar.xz" "$UNP/lib"
     CUBLAS_DIR=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null)
-    export LD_LIBRARY_PATH="$CARRY/lib:/usr/local/cuda/lib64:${CUBLAS_DIR:-}:${LD_LIBRARY_PATH:-}"
+    export LD_LIBRARY_PATH="$UNP/lib:/usr/local/cuda/lib64:${CUBLAS_DIR:-}:${LD_LIBRARY_PATH:-}"
     export CS_TEST_DATA=$ROOT/tests/data
     { echo "carried build: $(cat "$CARRY/BUILD_INFO" 2>/dev/null)"; echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH";
       for b in "$BIN"/*; do echo "== ldd $b"; ldd "$b" | grep -E "not found|cublas|cudart"; done; } >>"$LOG/info.log" 2>&1
