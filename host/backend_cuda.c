@@ -652,23 +652,30 @@ clipskip_status cs_cuda_upload_f32(cs_backend *be, cs_buf_kind kind, void *buf, 
     return CLIPSKIP_OK;
 }
 
+/* Pinned memory, or (when the system refuses to pin that much) ordinary memory, which the
+ * downloads handle too, only slower; cu_host_free tells the two apart. */
 static void *cu_host_alloc(cs_backend *be, size_t bytes) {
     void *p = NULL;
     cudaError_t e = cudaSetDevice(be->device);
     if (e == cudaSuccess) e = cudaHostAlloc(&p, bytes, cudaHostAllocPortable);
-    if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        cs_fail(e == cudaErrorMemoryAllocation ? CLIPSKIP_ERR_NOMEM : CLIPSKIP_ERR_BACKEND,
-                "cuda: cudaHostAlloc of %zu bytes (pinned host memory) failed: %s", bytes,
-                cudaGetErrorString(e));
-        return NULL;
-    }
-    return p;
+    if (e == cudaSuccess) return p;
+    (void)cudaGetLastError();
+    if (e == cudaErrorMemoryAllocation && !posix_memalign(&p, 64, bytes)) return p;
+    cs_fail(e == cudaErrorMemoryAllocation ? CLIPSKIP_ERR_NOMEM : CLIPSKIP_ERR_BACKEND,
+            "cuda: host memory of %zu bytes: cudaHostAlloc failed (%s)%s", bytes, cudaGetErrorString(e),
+            e == cudaErrorMemoryAllocation ? " and so did malloc" : "");
+    return NULL;
 }
 
 static void cu_host_free(cs_backend *be, void *p) {
     (void)be;
-    cudaFreeHost(p);
+    struct cudaPointerAttributes at;
+    if (cudaPointerGetAttributes(&at, p) == cudaSuccess && at.type == cudaMemoryTypeHost) {
+        cudaFreeHost(p);
+        return;
+    }
+    (void)cudaGetLastError();
+    free(p); /* the ordinary-memory fallback of cu_host_alloc */
 }
 
 static int cu_graph_begin(cs_backend *be, const cs_graph_key *key) { return cs_cu_graph_begin(be, key); }

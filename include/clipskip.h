@@ -265,9 +265,10 @@ void clipskip_encoder_memory(const clipskip_encoder *enc, size_t *weight_bytes,
  * (pinned) on CUDA, so a download is one direct copy instead of the driver staging pageable
  * memory (on the first H100 measured, 2026-11-27, a (256, 77, 768) f32 output took ~10 ms into
  * pageable memory). Any encoder output may live there or in ordinary memory; pinned memory
- * is a scarce OS resource, so allocate it once and reuse it. On CPU: ordinary 64-byte aligned
- * memory. Free with clipskip_host_free on the same encoder, before clipskip_encoder_free.
- * NULL (with clipskip_last_error) on failure. */
+ * is a scarce OS resource, so allocate it once and reuse it. When the system will not pin that
+ * much (cudaHostAlloc fails: memlock limit, size), ordinary memory instead: correct, with
+ * slower copies. On CPU: ordinary 64-byte aligned memory. Free with clipskip_host_free on the
+ * same encoder, before clipskip_encoder_free. NULL (with clipskip_last_error) on failure. */
 void *clipskip_host_alloc(clipskip_encoder *enc, size_t bytes);
 void clipskip_host_free(clipskip_encoder *enc, void *p);
 
