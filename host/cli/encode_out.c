@@ -59,6 +59,27 @@ static char *prompts_json(const cs_prompts *p) {
     return s;
 }
 
+/* The clip skip and final LN each tower ran with ("0"/auto ask for the tower's default, which
+ * is what gets recorded): "2" / "off" for one tower, "2,2" / "off,off" for every tower of the
+ * file (CLIPSKIP_TOWER_ALL), in tower order, since towers may differ in their defaults. */
+static void used_options(const clipskip_model *m, const clipskip_encode_options *o, char *skip,
+                         char *lns, size_t cap) {
+    const int all = o->tower == CLIPSKIP_TOWER_ALL;
+    const int t0 = all ? 0 : o->tower, t1 = all ? clipskip_model_n_towers(m) : o->tower + 1;
+    size_t ks = 0, kl = 0;
+    skip[0] = lns[0] = '\0';
+    for (int t = t0; t < t1; t++) {
+        clipskip_tower_info ti;
+        clipskip_model_tower_info(m, t, &ti);
+        const int sk = o->row.clip_skip ? o->row.clip_skip : ti.default_clip_skip;
+        const int on = o->row.final_ln == CLIPSKIP_FINAL_LN_AUTO ? ti.default_final_ln
+                                                                 : o->row.final_ln == CLIPSKIP_FINAL_LN_ON;
+        const char *sep = t > t0 ? "," : "";
+        if (ks < cap) ks += (size_t)snprintf(skip + ks, cap - ks, "%s%d", sep, sk);
+        if (kl < cap) kl += (size_t)snprintf(lns + kl, cap - kl, "%s%s", sep, on ? "on" : "off");
+    }
+}
+
 static clipskip_status write_safetensors(const char *path, const cs_encode_result *r,
                                          const clipskip_model *m, const clipskip_encode_options *o,
                                          const cs_prompts *p) {
@@ -68,16 +89,12 @@ static clipskip_status write_safetensors(const char *path, const cs_encode_resul
     if (r->hidden) t[nt++] = (cs_st_out_tensor){"hidden_states", o->out_dtype, 3, {n, CLIPSKIP_CONTEXT, r->hidden_dim}, r->hidden};
     if (r->pooled) t[nt++] = (cs_st_out_tensor){"pooled", o->out_dtype, 2, {n, r->pooled_dim}, r->pooled};
     if (r->embeds) t[nt++] = (cs_st_out_tensor){"text_embeds", o->out_dtype, 2, {n, r->embeds_dim}, r->embeds};
-    char skip[32], tower[32], truncated[32];
+    char skip[64], lns[64], tower[32], truncated[32];
     long n_trunc = 0;
     for (size_t i = 0; i < r->n; i++) n_trunc += r->info[i].truncated > 0;
-    /* the value used: 0 asks for the model's default, which is what gets recorded */
-    clipskip_tower_info ti;
-    clipskip_model_tower_info(m, o->tower == CLIPSKIP_TOWER_ALL ? 0 : o->tower, &ti);
-    snprintf(skip, sizeof skip, "%d", o->row.clip_skip ? o->row.clip_skip : ti.default_clip_skip);
+    used_options(m, o, skip, lns, sizeof skip);
     snprintf(tower, sizeof tower, "%d", o->tower);
     snprintf(truncated, sizeof truncated, "%ld", n_trunc);
-    static const char *ln[] = {"auto", "on", "off"};
     char *pj = prompts_json(p);
     cs_st_meta meta[10];
     int nm = 0;
@@ -86,9 +103,7 @@ static clipskip_status write_safetensors(const char *path, const cs_encode_resul
     meta_add(meta, &nm, "model", m->path ? m->path : "");
     meta_add(meta, &nm, "clip_skip", skip);
     meta_add(meta, &nm, "clip_skip_convention", "A1111 (1 = all layers, 2 = penultimate)");
-    int ln_on = o->row.final_ln == CLIPSKIP_FINAL_LN_AUTO ? ti.default_final_ln
-                                                          : o->row.final_ln == CLIPSKIP_FINAL_LN_ON;
-    meta_add(meta, &nm, "final_ln", ln[ln_on ? 1 : 2]);
+    meta_add(meta, &nm, "final_ln", lns);
     meta_add(meta, &nm, "tower", o->tower == CLIPSKIP_TOWER_ALL ? "all" : tower);
     meta_add(meta, &nm, "prompts_truncated", truncated);
     if (pj) meta_add(meta, &nm, "prompts", pj);
