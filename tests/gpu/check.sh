@@ -214,10 +214,14 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     VB=(bench --random vit-l --backend cuda --batch 1,8,256,1024 --clip-skip 1 --seconds 0.3 --warmup 2 --no-text --quiet)
     # (wgmma128x128ws-kchunk384: that tile for large batches and the split mma.sync tiles for
     # small ones, under one k_chunk, i.e. both experiments promoted together)
-    WG=(wgmma128x256ws wgmma128x128ws wgmma128x128ws-kchunk384 wgmma128x128k64 wgmma128x256k64
-        wgmma128x128k64p wgmma128x256k64p)
-    [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ] && WG=("${WG[@]:3}")
-    VS=(default kchunk384 kchunk768 pdl pdl-kchunk384 "${WG[@]}" overlap256 cublaslt bigg)
+    # in the order of what decides the most, since the budget may cut the tail: the baseline,
+    # the TMA tiles (throughput goals), the batch-1 candidates, both promoted together, the
+    # overlapped downloads, the cuBLASLt reference, then the rest
+    WS=(wgmma128x128ws wgmma128x256ws)
+    WSK=(wgmma128x128ws-kchunk384)
+    if [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ]; then WS=(); WSK=(); fi
+    VS=(default "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 cublaslt kchunk768
+        wgmma128x128k64p wgmma128x256k64p wgmma128x128k64 wgmma128x256k64 bigg)
     # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
     [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
     [ -n "${VARIANTS:-}" ] && read -r -a VS <<<"$VARIANTS"
