@@ -366,6 +366,7 @@ static clipskip_status cu_grow_seqs(cs_backend *be, int32_t n_seq) {
 static clipskip_status cu_set_seqs(cs_backend *be, int32_t n_seq, const int32_t *len) {
     if (be->cap) return cu_in_region("set_seqs");
     CS_TRY(cu_alive(be)); /* every pass starts here */
+    cs_k_set_pdl(be->pdl); /* this encoder's launch setting for the thread issuing the pass */
     if (n_seq < 0 || (n_seq > 0 && !len))
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: set_seqs: %d sequences", n_seq);
     CU_TRY(be, cudaSetDevice(be->device));

@@ -13,7 +13,7 @@
  *                                       batch 1 more blocks than its tiles alone; large ones add
  *                                       the chunks in registers.
  *   CLIPSKIP_CUDA_PDL=1                 programmatic dependent launch (kernels.h: cs_k_set_pdl),
- *                                       compute capability 9.0+ only; process-wide once set.
+ *                                       compute capability 9.0+ only; for this encoder only.
  * None changes a result's tolerance against the CPU backend; PDL changes no bit. */
 #ifdef CLIPSKIP_WITH_CUDA
 #include "cuda_priv.h"
@@ -58,7 +58,7 @@ static clipskip_status gemm_k_chunk(cs_backend *be) {
     return CLIPSKIP_OK;
 }
 
-static clipskip_status launch_pdl(const cs_backend *be) {
+static clipskip_status launch_pdl(cs_backend *be) {
     const char *v = getenv("CLIPSKIP_CUDA_PDL");
     if (!v || !*v || !strcmp(v, "0")) return CLIPSKIP_OK;
     if (strcmp(v, "1"))
@@ -70,7 +70,7 @@ static clipskip_status launch_pdl(const cs_backend *be) {
         return cs_fail(CLIPSKIP_ERR_UNSUPPORTED, "cuda: CLIPSKIP_CUDA_PDL=1 needs kernels built for "
                        "sm_90 or newer (CMAKE_CUDA_ARCHITECTURES); this build runs older code on %s",
                        be->name);
-    cs_k_set_pdl(1);
+    be->pdl = 1; /* cu_set_seqs applies it to the thread at the start of each pass */
     return CLIPSKIP_OK;
 }
 

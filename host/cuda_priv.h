@@ -112,6 +112,7 @@ struct cs_backend {
     clipskip_gemm gemm_path;
     int large_tile;              /* -1, or the GEMM tile that replaces 128x128 (experiments) */
     int32_t k_chunk;             /* 0, or the fixed K chunk of every native GEMM (cuda_gemm.c) */
+    int pdl;                     /* programmatic dependent launch (CLIPSKIP_CUDA_PDL=1) */
     float *split_ws;             /* with k_chunk: partials of chunks run on separate blocks */
     size_t split_ws_floats;
     unsigned *split_sem;         /* with k_chunk: per-tile arrival counters, kept at 0 */

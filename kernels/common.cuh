@@ -188,7 +188,7 @@ __device__ __forceinline__ void cs_pdl_trigger() {
 #endif
 }
 
-extern int cs_k_pdl_flag; /* kernels/launch.cu; cs_k_set_pdl */
+extern thread_local int cs_k_pdl_flag; /* kernels/launch.cu; cs_k_set_pdl */
 
 /* kernel<<<grid, block, smem, stream>>>(args...), with the PDL attribute when it is on;
  * returns the launch's error. */

@@ -35,8 +35,9 @@ extern "C" {
 
 /* Programmatic dependent launch (sm_90+ devices only; off by default): embed, layernorm,
  * attention, gather and the mma.sync GEMM are then launched so that each may start while the
- * kernel before it finishes (the GEMM streams its first weight tiles meanwhile). Process-wide;
- * set it before capturing graphs. */
+ * kernel before it finishes (the GEMM streams its first weight tiles meanwhile). Per host
+ * thread: it applies to the launches (and graph captures) the calling thread makes after it;
+ * the CUDA backend sets it at the start of every pass from its encoder's own setting. */
 void cs_k_set_pdl(int on);
 int cs_k_pdl(void);
 /* Whether the code loaded for the current device has the PDL instructions (built for sm_90+,
