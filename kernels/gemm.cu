@@ -240,8 +240,19 @@ static const int gemm_bk[CS_K_GEMM_N_TILES] = {GEMM_CONFIGS(GEMM_BK_OF) 64, 64, 
 static const char *const gemm_names[CS_K_GEMM_N_TILES] = {
     GEMM_CONFIGS(GEMM_NAME_OF) "wgmma128x128k64", "wgmma128x256k64", "wgmma128x128k64p",
     "wgmma128x256k64p", "wgmma128x128ws", "wgmma128x256ws"};
-/* Whether cs_k_gemm_setup could give the configuration its shared memory on this device. */
-static bool gemm_ok[CS_K_GEMM_N_TILES];
+/* Whether cs_k_gemm_setup could give the configuration its shared memory (and, for the wgmma
+ * ones, whether the device runs sm_90a code), per device: one process may drive different
+ * cards, and a tile usable on one (wgmma on an H100) must not be picked on another. */
+#define GEMM_MAX_DEVICES 64
+static bool gemm_ok_dev[GEMM_MAX_DEVICES][CS_K_GEMM_N_TILES];
+
+/* The current device's row of gemm_ok_dev (a row of falses past GEMM_MAX_DEVICES). */
+static const bool *gemm_ok_row(void) {
+    static const bool none[CS_K_GEMM_N_TILES] = {};
+    int d = 0;
+    if (cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= GEMM_MAX_DEVICES) return none;
+    return gemm_ok_dev[d];
+}
 
 /* splits: the number of K chunks (1: the plain kernel); with split_ws they go on grid.z. */
 template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, int MIN_BLOCKS>
@@ -286,9 +297,11 @@ extern "C" cudaError_t cs_k_gemm_setup(void) {
     cudaError_t e = cudaGetDevice(&dev);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
     if (e != cudaSuccess) return e;
+    if (dev >= GEMM_MAX_DEVICES) return cudaErrorInvalidDevice;
+    bool ok[CS_K_GEMM_N_TILES] = {}; /* written to gemm_ok_dev[dev] once, at the end */
 #define GEMM_SETUP(i, nm, bm, bn, bk, wm, wn, st, mb)                                          \
-    gemm_ok[i] = st * (bm + bn) * bk * 2 <= optin;                                            \
-    if (gemm_ok[i]) {                                                                         \
+    ok[i] = st * (bm + bn) * bk * 2 <= optin;                                                 \
+    if (ok[i]) {                                                                              \
         if ((e = gemm_set_smem<__half, bm, bn, bk, wm, wn, st, mb>()) != cudaSuccess) return e;  \
         if ((e = gemm_set_smem<__nv_bfloat16, bm, bn, bk, wm, wn, st, mb>()) != cudaSuccess)     \
             return e;                                                                         \
@@ -297,7 +310,8 @@ extern "C" cudaError_t cs_k_gemm_setup(void) {
 #undef GEMM_SETUP
     int wg[CS_K_GEMM_N_TILES];
     if ((e = cs_k_gemm_wgmma_setup(wg)) != cudaSuccess) return e;
-    for (int t = CS_K_GEMM_N_MMA_TILES; t < CS_K_GEMM_N_TILES; t++) gemm_ok[t] = wg[t] != 0;
+    for (int t = CS_K_GEMM_N_MMA_TILES; t < CS_K_GEMM_N_TILES; t++) ok[t] = wg[t] != 0;
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) gemm_ok_dev[dev][t] = ok[t];
     return cudaSuccess;
 }
 
@@ -306,7 +320,7 @@ extern "C" const char *cs_k_gemm_tile_name(int tile) {
 }
 
 extern "C" int cs_k_gemm_tile_usable(int tile) {
-    return tile >= 0 && tile < CS_K_GEMM_N_TILES && gemm_ok[tile];
+    return tile >= 0 && tile < CS_K_GEMM_N_TILES && gemm_ok_row()[tile];
 }
 
 /* Preference order, largest work per block first; the first that still gives every SM a block
@@ -340,6 +354,7 @@ extern "C" int cs_k_gemm_chunk_ok(int tile, int32_t k_chunk, int across) {
 
 extern "C" cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int32_t k_splits, int n_sm) {
     const int np = (int)(sizeof gemm_pref / sizeof gemm_pref[0]);
+    const bool *gemm_ok = gemm_ok_row();
     if (k_splits < 1) k_splits = 1;
     for (int i = 0; i < np - 1; i++) {
         const int t = gemm_pref[i];
@@ -358,7 +373,7 @@ extern "C" cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cu
     if (a->m == 0) return cudaSuccess;
     const int32_t splits = cs_k_gemm_splits(a->k, a->k_chunk);
     if (tile < 0) tile = cs_k_gemm_pick(a->m, a->n, a->split_ws ? splits : 1, n_sm);
-    if (tile >= CS_K_GEMM_N_TILES || !gemm_ok[tile]) return cudaErrorInvalidValue;
+    if (tile >= CS_K_GEMM_N_TILES || !gemm_ok_row()[tile]) return cudaErrorInvalidValue;
     if (splits > 1 && !cs_k_gemm_chunk_ok(tile, a->k_chunk, a->split_ws != NULL)) return cudaErrorInvalidValue;
     if (tile >= CS_K_GEMM_N_MMA_TILES) return cs_k_gemm_wgmma(a, tile, stream);
     if (a->dtype == CLIPSKIP_DTYPE_F16) return gemm_dispatch<__half>(a, tile, splits, stream);

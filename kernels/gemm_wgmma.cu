@@ -139,7 +139,10 @@ static cudaError_t wg_setup(int usable[CS_K_GEMM_N_TILES]) {
 extern "C" cudaError_t cs_k_gemm_wgmma_setup(int usable[CS_K_GEMM_N_TILES]) {
     for (int t = 0; t < CS_K_GEMM_N_TILES; t++) usable[t] = 0;
     const cudaError_t e = wg_setup(usable);
-    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) wg_ok[t] = usable[t] != 0;
+    /* wg_ok: set up on some device of the process (never cleared: gemm.cu's per-device table
+     * decides where a tile may run; this only guards launches of kernels never set up) */
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++)
+        if (usable[t]) wg_ok[t] = true;
     return e;
 }
 

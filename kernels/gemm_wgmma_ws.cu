@@ -204,10 +204,8 @@ static void ws_setup(bool ok[CS_K_GEMM_N_TILES], int optin) {
 void wg_ws_setup(int usable[CS_K_GEMM_N_TILES], int optin) {
     bool ok[CS_K_GEMM_N_TILES] = {};
     ws_setup(ok, optin);
-    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) { /* written once, after the probing */
-        ws_ok[t] = ok[t];
-        if (ok[t]) usable[t] = 1;
-    }
+    for (int t = 0; t < CS_K_GEMM_N_TILES; t++) /* never cleared: see wg_ok in gemm_wgmma.cu */
+        if (ok[t]) ws_ok[t] = true, usable[t] = 1;
 }
 
 /* rows x k row-major matrix of 2-byte elements, boxes of 64 k x box_rows rows, 128-byte swizzle */
