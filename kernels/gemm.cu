@@ -366,7 +366,8 @@ extern "C" cs_k_gemm_tile cs_k_gemm_pick(int32_t m, int32_t n, int32_t k_splits,
 
 extern "C" cudaError_t cs_k_gemm(const cs_k_gemm_args *a, int n_sm, int tile, cudaStream_t stream) {
     if (a->m < 0 || a->n <= 0 || a->k <= 0 || a->n % 8 || a->k % 8) return cudaErrorInvalidValue;
-    if (a->epi != CS_K_EPI_NONE && !a->bias) return cudaErrorInvalidValue;
+    if (a->epi != CS_K_EPI_NONE && (!a->bias || (uintptr_t)a->bias % 8)) /* read as float2 */
+        return cudaErrorInvalidValue;
     if (((uintptr_t)a->x | (uintptr_t)a->w) % 16 || (uintptr_t)a->out % 8) return cudaErrorInvalidValue;
     if (a->k_chunk < 0 || (a->split_ws && (!a->split_sem || (uintptr_t)a->split_ws % 8)))
         return cudaErrorInvalidValue;
