@@ -66,7 +66,7 @@ typedef enum {
 typedef struct {
     const void *x;      /* (m, k) F16/BF16, row-major */
     const void *w;      /* (n, k) same dtype: nn.Linear layout, y = x @ w^T */
-    const float *bias;  /* (n) fp32; NULL only with CS_K_EPI_NONE */
+    const float *bias;  /* (n) fp32, 8-byte aligned; NULL only with CS_K_EPI_NONE */
     void *out;          /* (m, n): dtype for NONE/BIAS/BIAS_ACT, fp32 for BIAS_RESID */
     int32_t m, n, k;    /* k % 8 == 0, n % 8 == 0; m >= 1 */
     clipskip_dtype dtype;
