@@ -107,8 +107,8 @@ template <typename T, int BN, int STAGES, int DEPTH> static cudaError_t wg_set_s
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, WG_SMEM(BN, STAGES));
 }
 
-/* usable[t] for this device; wg_ok is written once at the end (cs_k_gemm_wgmma_setup), so an
- * encoder opening while another thread runs GEMMs never sees a tile briefly unusable. */
+/* usable[t] for the current device (cs_k_gemm_wgmma_setup then only ever sets wg_ok flags, so
+ * an encoder opening while another thread runs GEMMs never makes a tile briefly unusable). */
 static cudaError_t wg_setup(int usable[CS_K_GEMM_N_TILES]) {
     int dev = 0, major = 0, minor = 0, optin = 0;
     cudaError_t e = cudaGetDevice(&dev);

@@ -1,4 +1,5 @@
-/* Process-wide launch settings of the kernels (common.cuh: cs_launch). */
+/* Launch settings of the kernels (common.cuh: cs_launch), per host thread, and the probe that
+ * says whether the loaded code has the PDL instructions. */
 #include "common.cuh"
 
 thread_local int cs_k_pdl_flag = 0;
