@@ -341,25 +341,34 @@ def gen_sd2(files):
     files += ["sd2.safetensors", "sd2.goldens.safetensors"]
 
 
-def gen_sdxl(files):
+def write_sdxl(out, name, d1, files):
+    """SDXL single file: tower 0 CLIP-L-like (D 64), tower 1 bigG-like (D d1, d1/64 heads),
+    and the goldens of each tower (name.tower{0,1}.goldens.safetensors)."""
     ml = make_tower(303, 64, 256, 4, 1, "quick_gelu", dtype_of=all_f16)
-    mg = make_tower(304, 64, 256, 6, 1, "gelu", proj=48, dtype_of=all_f16)
+    mg = make_tower(304, d1, 4 * d1, 6, d1 // 64, "gelu", proj=48, dtype_of=all_f16)
     pg = "conditioner.embedders.1.model."
     t = hf_layout(ml, "conditioner.embedders.0.transformer.text_model.")
     tg = openclip_layout(mg, pg)
     t.update(tg)
     extra = not_text_tensors()
     extra[pg + "logit_scale"] = np.array(4.6052, dtype=np.float32)
-    save_model(f"{OUT}/sdxl.safetensors", t, extra)
+    save_model(f"{out}/{name}.safetensors", t, extra)
     for i, (m, pad) in enumerate(((ml, EOS), (mg, 0))):
         ids = tokenize(PROMPTS, pad)
         ref = run_reference(m, ids)
         if i == 1:
             check_openclip(m, tg, pg, ids, ref)
-        write_goldens(f"{OUT}/sdxl.tower{i}.goldens.safetensors", "sdxl.safetensors", i, ids,
+        write_goldens(f"{out}/{name}.tower{i}.goldens.safetensors", f"{name}.safetensors", i, ids,
                       ref, pad, m)
-        files.append(f"sdxl.tower{i}.goldens.safetensors")
-    files.append("sdxl.safetensors")
+        files.append(f"{name}.tower{i}.goldens.safetensors")
+    files.append(f"{name}.safetensors")
+
+
+def gen_sdxl(files):
+    # both towers 64 wide: each 64 of width costs ~6 MB (the 49408-row token embedding), and
+    # the committed tree must stay small (it travels to the GPU machine); --sdxl-wide writes the
+    # real-SDXL case (towers of different widths) under weights/full/ instead
+    write_sdxl(OUT, "sdxl", 64, files)
 
 
 def gen_diffusers(files):
@@ -483,9 +492,17 @@ def gen_full():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="also write weights/full/ (not committed)")
+    ap.add_argument("--sdxl-wide", action="store_true",
+                    help="only write weights/full/sdxl-wide* (towers 64 and 128 wide, as real "
+                         "SDXL's differ; not committed), for test_golden's one-case mode")
     args = ap.parse_args()
     torch.set_default_dtype(torch.float32)
     transformers.logging.set_verbosity_error()
+    if args.sdxl_wide:
+        os.makedirs(FULL, exist_ok=True)
+        write_sdxl(FULL, "sdxl-wide", 128, [])
+        print(f"wrote {FULL}/sdxl-wide.safetensors and the goldens of both towers")
+        return
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     os.makedirs(OUT)
