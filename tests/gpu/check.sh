@@ -220,8 +220,10 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     WS=(wgmma128x128ws wgmma128x256ws)
     WSK=(wgmma128x128ws-kchunk384)
     if [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ]; then WS=(); WSK=(); fi
-    VS=(default "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 cublaslt kchunk768
-        wgmma128x128k64p wgmma128x256k64p wgmma128x128k64 wgmma128x256k64 bigg)
+    # all-candidates: every experiment at once (the ws tile only while it is usable), i.e. where
+    # the defaults would be if each one is promoted
+    VS=(default all-candidates "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 cublaslt
+        kchunk768 wgmma128x128k64p wgmma128x256k64p wgmma128x128k64 wgmma128x256k64 bigg)
     # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
     [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
     [ -n "${VARIANTS:-}" ] && read -r -a VS <<<"$VARIANTS"
@@ -231,6 +233,12 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
             continue
         fi
         case $v in
+        all-candidates)
+            LT=wgmma128x128ws
+            [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ] && LT=
+            run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=$LT \
+                CLIPSKIP_CUDA_K_CHUNK=384 CLIPSKIP_CUDA_PDL=1 CLIPSKIP_CUDA_OVERLAP=1 \
+                CLIPSKIP_PASS_ROWS=256 "$CLI" "${VB[@]}" ;;
         wgmma*-kchunk*)
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=${v%-kchunk*} \
                 CLIPSKIP_CUDA_K_CHUNK=${v##*-kchunk} "$CLI" "${VB[@]}" ;;
