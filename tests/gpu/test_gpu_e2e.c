@@ -486,6 +486,44 @@ static void test_vitl(void) {
     tm_free(m);
 }
 
+/* Towers of different widths in one model, as in real SDXL (768 + 1280): both at once
+ * (CLIPSKIP_TOWER_ALL) with rows at mixed clip skips, so passes repack their rows between
+ * layers at each tower's own width; CUDA against the CPU encoder. */
+static void two_widths_vs_cpu(void) {
+    const tm_shape s0 = {3, 64, 1, 256, CLIPSKIP_VOCAB, 0, CLIPSKIP_ACT_QUICK_GELU, CLIPSKIP_DTYPE_F16, 1};
+    const tm_shape s1 = {4, 128, 2, 512, CLIPSKIP_VOCAB, 32, CLIPSKIP_ACT_GELU, CLIPSKIP_DTYPE_F16, 1};
+    clipskip_model *a = tm_make(&s0), *b = tm_make(&s1);
+    clipskip_model two = *a; /* shares a's and b's tensors: freed through a and b */
+    two.n_towers = 2;
+    two.towers[1] = b->towers[0];
+    clipskip_encoder *cpu = enc_make(&two, CLIPSKIP_BACKEND_CPU, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 8);
+    clipskip_encoder *gpu = enc_make(&two, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 8);
+    REQUIRE(cpu && gpu);
+    const int32_t rows = 6;
+    clipskip_row_options per[6];
+    for (int i = 0; i < rows; i++)
+        per[i] = (clipskip_row_options){1 + i % 3, i % 2 ? CLIPSKIP_FINAL_LN_ON : CLIPSKIP_FINAL_LN_OFF};
+    clipskip_encode_options opt = clipskip_encode_default_options();
+    opt.tower = CLIPSKIP_TOWER_ALL;
+    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    opt.per_row = per;
+    int32_t *ids = make_ids(&two.towers[0].info, rows);
+    outs rc, rg;
+    outs_alloc(&rc, &two, &opt, rows);
+    outs_alloc(&rg, &two, &opt, rows);
+    CHECK_OK(encode(cpu, ids, rows, &opt, &rc));
+    CHECK_OK(encode(gpu, ids, rows, &opt, &rg));
+    compare("towers 64 + 128 wide, mixed clip skips", &rc, &rg, opt.outputs, TOL_F16);
+    printf("  done  two towers of different widths, CPU vs CUDA (hidden %d wide)\n", rc.hd);
+    outs_free(&rc);
+    outs_free(&rg);
+    free(ids);
+    clipskip_encoder_free(gpu);
+    clipskip_encoder_free(cpu);
+    tm_free(a);
+    tm_free(b);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines reach check.sh's log even if it times out */
     if (!cs_cuda_available()) {
@@ -498,6 +536,7 @@ int main(void) {
     snprintf(dir, sizeof dir, "%s/models", data);
     printf("fixtures under %s\n", dir);
     scan(dir);
+    two_widths_vs_cpu();
     test_vitl();
     TEST_DONE("test_gpu_e2e");
 }
