@@ -49,9 +49,7 @@ int main(void) {
     const tm_shape s0 = {4, 32, 2, 64, 1000, 0, CLIPSKIP_ACT_QUICK_GELU, CLIPSKIP_DTYPE_F32, 1};
     const tm_shape s1 = {4, 64, 2, 128, 1000, 16, CLIPSKIP_ACT_GELU, CLIPSKIP_DTYPE_F32, 1};
     clipskip_model *a = tm_make(&s0), *b = tm_make(&s1);
-    clipskip_model two = *a; /* shares a's and b's tensors: freed through a and b */
-    two.n_towers = 2;
-    two.towers[1] = b->towers[0];
+    clipskip_model two = tm_two_towers(a, b);
 
     int32_t ids[B * T];
     for (int r = 0; r < B; r++)

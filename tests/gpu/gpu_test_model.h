@@ -175,6 +175,15 @@ static inline void tm_free(clipskip_model *m) {
     free(m);
 }
 
+/* A two-tower model (SDXL style) of one-tower models a and b: tower 0 is a's, tower 1 b's. It
+ * shares their tensors, so it is not freed itself: tm_free(a) and tm_free(b) free them. */
+static inline clipskip_model tm_two_towers(const clipskip_model *a, const clipskip_model *b) {
+    clipskip_model two = *a;
+    two.n_towers = 2;
+    two.towers[1] = b->towers[0];
+    return two;
+}
+
 /* The two backends of test_gpu_ops over one model. */
 typedef struct {
     cs_backend *cpu, *gpu;

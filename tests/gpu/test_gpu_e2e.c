@@ -27,13 +27,19 @@ typedef struct {
     int32_t hd, pd, ed, rows;
 } outs;
 
-static clipskip_encoder *enc_make(const clipskip_model *m, clipskip_backend b, clipskip_dtype dt,
-                                  clipskip_gemm g, int max_batch) {
+static clipskip_encoder_params enc_params(clipskip_backend b, clipskip_dtype dt, clipskip_gemm g,
+                                          int max_batch) {
     clipskip_encoder_params p = clipskip_encoder_default_params();
     p.backend = b;
     p.compute_dtype = dt;
     p.gemm = g;
     p.max_batch = max_batch;
+    return p;
+}
+
+static clipskip_encoder *enc_make(const clipskip_model *m, clipskip_backend b, clipskip_dtype dt,
+                                  clipskip_gemm g, int max_batch) {
+    const clipskip_encoder_params p = enc_params(b, dt, g, max_batch);
     clipskip_encoder *e = NULL;
     CHECK_OK(clipskip_encoder_init(m, &p, &e));
     return e;
@@ -303,10 +309,8 @@ static clipskip_encoder *enc_with_env(const clipskip_model *m, int max_batch, co
         snprintf(saved[i], sizeof saved[i], "%s", v ? v : "");
         setenv(names[i], values[i], 1);
     }
-    clipskip_encoder_params p = clipskip_encoder_default_params();
-    p.backend = CLIPSKIP_BACKEND_CUDA;
-    p.compute_dtype = CLIPSKIP_DTYPE_F16;
-    p.max_batch = max_batch;
+    const clipskip_encoder_params p =
+        enc_params(CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, max_batch);
     clipskip_encoder *e = NULL;
     const clipskip_status st = clipskip_encoder_init(m, &p, &e);
     for (int i = 0; i < n; i++) {
@@ -493,9 +497,7 @@ static void two_widths_vs_cpu(void) {
     const tm_shape s0 = {3, 64, 1, 256, CLIPSKIP_VOCAB, 0, CLIPSKIP_ACT_QUICK_GELU, CLIPSKIP_DTYPE_F16, 1};
     const tm_shape s1 = {4, 128, 2, 512, CLIPSKIP_VOCAB, 32, CLIPSKIP_ACT_GELU, CLIPSKIP_DTYPE_F16, 1};
     clipskip_model *a = tm_make(&s0), *b = tm_make(&s1);
-    clipskip_model two = *a; /* shares a's and b's tensors: freed through a and b */
-    two.n_towers = 2;
-    two.towers[1] = b->towers[0];
+    clipskip_model two = tm_two_towers(a, b);
     clipskip_encoder *cpu = enc_make(&two, CLIPSKIP_BACKEND_CPU, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 8);
     clipskip_encoder *gpu = enc_make(&two, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 8);
     REQUIRE(cpu && gpu);
