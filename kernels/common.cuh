@@ -66,7 +66,28 @@ __device__ __forceinline__ float cs_warp_sum(float v) {
     return v;
 }
 
-/* ---- PTX wrappers (sm_80+) */
+/* ---- PTX wrappers (sm_80+); under CS_EMU (tests/emu: the CPU emulator) the emulator's. */
+#ifdef CS_EMU
+#include <type_traits>
+__device__ __forceinline__ void cs_cp_async16(void *smem, const void *gmem, int src_bytes) {
+    cs_emu_cp_async16(smem, gmem, src_bytes);
+}
+__device__ __forceinline__ void cs_cp_async_commit() { cs_emu_cp_async_commit(); }
+template <int N> __device__ __forceinline__ void cs_cp_async_wait() { cs_emu_cp_async_wait(N); }
+__device__ __forceinline__ void cs_ldmatrix_x4(uint32_t r[4], const void *smem) {
+    cs_emu_ldmatrix_x4(r, smem, 0);
+}
+__device__ __forceinline__ void cs_ldmatrix_x4_trans(uint32_t r[4], const void *smem) {
+    cs_emu_ldmatrix_x4(r, smem, 1);
+}
+template <typename T> __device__ __forceinline__ void cs_mma16816(float d[4], const uint32_t a[4],
+                                                                const uint32_t b[2]) {
+    cs_emu_mma16816(d, a, b, std::is_same<T, __nv_bfloat16>::value);
+}
+/* The kernel's dynamic shared memory (extern __shared__ name[] on the device). */
+#define CS_DYN_SMEM(name, align) unsigned char *name = static_cast<unsigned char *>(cs_emu_dyn_smem())
+#else
+#define CS_DYN_SMEM(name, align) extern __shared__ __align__(align) unsigned char name[]
 __device__ __forceinline__ uint32_t cs_smem_addr(const void *p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -111,6 +132,8 @@ template <> __device__ __forceinline__ void cs_mma16816<__nv_bfloat16>(float d[4
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+
+#endif /* CS_EMU */
 
 /* GEMM shared-memory tiles (gemm.cu; gemm_wgmma.cu relies on the BK = 64 layout being the
  * wgmma 128-byte swizzle). A tile is rows x BK elements (BK = 32, 64, 128 or 256), in 16-byte
@@ -191,7 +214,26 @@ __device__ __forceinline__ void cs_pdl_trigger() {
 extern thread_local int cs_k_pdl_flag; /* kernels/launch.cu; cs_k_set_pdl */
 
 /* kernel<<<grid, block, smem, stream>>>(args...), with the PDL attribute when it is on;
- * returns the launch's error. */
+ * returns the launch's error. cs_launch_plain: without PDL, for kernels that never wait. */
+#ifdef CS_EMU
+template <typename... KArgs, typename... Args>
+static cudaError_t cs_launch_plain(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                                   cudaStream_t stream, Args... args) {
+    return cs_emu_launch(reinterpret_cast<const void *>(kernel), grid, block, smem, stream,
+                         [=]() { kernel(static_cast<KArgs>(args)...); });
+}
+template <typename... KArgs, typename... Args>
+static cudaError_t cs_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                             cudaStream_t stream, Args... args) {
+    return cs_launch_plain(kernel, grid, block, smem, stream, args...);
+}
+#else
+template <typename... KArgs, typename... Args>
+static cudaError_t cs_launch_plain(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                                   cudaStream_t stream, Args... args) {
+    kernel<<<grid, block, smem, stream>>>(static_cast<KArgs>(args)...);
+    return cudaGetLastError();
+}
 template <typename... KArgs, typename... Args>
 static cudaError_t cs_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
                              cudaStream_t stream, Args... args) {
@@ -211,5 +253,7 @@ static cudaError_t cs_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, si
     cfg.numAttrs = 1;
     return cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
 }
+
+#endif /* CS_EMU */
 
 #endif

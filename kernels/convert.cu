@@ -43,19 +43,19 @@ static unsigned cv_blocks(size_t n) {
 template <typename TD>
 static cudaError_t convert_from(TD *dst, const void *src, clipskip_dtype st, size_t n,
                                 cudaStream_t s) {
+    const dim3 grid(cv_blocks(n)), block(256);
     switch (st) {
     case CLIPSKIP_DTYPE_F32:
-        convert_kernel<<<cv_blocks(n), 256, 0, s>>>(dst, static_cast<const float *>(src), n);
-        break;
+        return cs_launch_plain(convert_kernel<TD, float>, grid, block, 0, s, dst,
+                               static_cast<const float *>(src), n);
     case CLIPSKIP_DTYPE_F16:
-        convert_kernel<<<cv_blocks(n), 256, 0, s>>>(dst, static_cast<const __half *>(src), n);
-        break;
+        return cs_launch_plain(convert_kernel<TD, __half>, grid, block, 0, s, dst,
+                               static_cast<const __half *>(src), n);
     case CLIPSKIP_DTYPE_BF16:
-        convert_kernel<<<cv_blocks(n), 256, 0, s>>>(dst, static_cast<const __nv_bfloat16 *>(src), n);
-        break;
+        return cs_launch_plain(convert_kernel<TD, __nv_bfloat16>, grid, block, 0, s, dst,
+                               static_cast<const __nv_bfloat16 *>(src), n);
     default: return cudaErrorInvalidValue;
     }
-    return cudaGetLastError();
 }
 
 extern "C" cudaError_t cs_k_convert(void *dst, clipskip_dtype dst_dtype, const void *src,
@@ -77,18 +77,16 @@ static cudaError_t transpose_from(TD *dst, const void *src, clipskip_dtype st, i
     if (grid.y > 65535u) return cudaErrorInvalidValue;
     switch (st) {
     case CLIPSKIP_DTYPE_F32:
-        transpose_kernel<<<grid, block, 0, s>>>(dst, static_cast<const float *>(src), rows, cols);
-        break;
+        return cs_launch_plain(transpose_kernel<TD, float>, grid, block, 0, s, dst,
+                               static_cast<const float *>(src), rows, cols);
     case CLIPSKIP_DTYPE_F16:
-        transpose_kernel<<<grid, block, 0, s>>>(dst, static_cast<const __half *>(src), rows, cols);
-        break;
+        return cs_launch_plain(transpose_kernel<TD, __half>, grid, block, 0, s, dst,
+                               static_cast<const __half *>(src), rows, cols);
     case CLIPSKIP_DTYPE_BF16:
-        transpose_kernel<<<grid, block, 0, s>>>(dst, static_cast<const __nv_bfloat16 *>(src),
-                                                rows, cols);
-        break;
+        return cs_launch_plain(transpose_kernel<TD, __nv_bfloat16>, grid, block, 0, s, dst,
+                               static_cast<const __nv_bfloat16 *>(src), rows, cols);
     default: return cudaErrorInvalidValue;
     }
-    return cudaGetLastError();
 }
 
 extern "C" cudaError_t cs_k_transpose_convert(void *dst, clipskip_dtype dst_dtype, const void *src,
@@ -109,11 +107,12 @@ extern "C" cudaError_t cs_k_transpose_convert(void *dst, clipskip_dtype dst_dtyp
 extern "C" cudaError_t cs_k_activation(void *x, clipskip_dtype dtype, clipskip_act act, size_t n,
                                        cudaStream_t stream) {
     if (n == 0) return cudaSuccess;
+    const dim3 grid(cv_blocks(n)), block(256);
     if (dtype == CLIPSKIP_DTYPE_F16)
-        activation_kernel<<<cv_blocks(n), 256, 0, stream>>>(static_cast<__half *>(x), act, n);
-    else if (dtype == CLIPSKIP_DTYPE_BF16)
-        activation_kernel<<<cv_blocks(n), 256, 0, stream>>>(static_cast<__nv_bfloat16 *>(x), act, n);
-    else
-        return cudaErrorInvalidValue;
-    return cudaGetLastError();
+        return cs_launch_plain(activation_kernel<__half>, grid, block, 0, stream,
+                               static_cast<__half *>(x), act, n);
+    if (dtype == CLIPSKIP_DTYPE_BF16)
+        return cs_launch_plain(activation_kernel<__nv_bfloat16>, grid, block, 0, stream,
+                               static_cast<__nv_bfloat16 *>(x), act, n);
+    return cudaErrorInvalidValue;
 }

@@ -91,7 +91,7 @@ static __global__ void __launch_bounds__(WARPS_M *WARPS_N * 32, SPLIT ? 1 : MIN_
     constexpr int MI = WM / 16, NI = WN / 8;             /* mma tiles per warp */
     static_assert(WM % 16 == 0 && WN % 16 == 0, "warp tile must be whole 16x16 pairs");
 
-    extern __shared__ __align__(128) unsigned char gemm_smem[];
+    CS_DYN_SMEM(gemm_smem, 128);
     T *sA = reinterpret_cast<T *>(gemm_smem);  /* STAGES x (BM, BK) */
     T *sB = sA + STAGES * BM * BK;        /* STAGES x (BN, BK) */
 

@@ -1,0 +1,16 @@
+/* Between the emulator's two halves: emu_runtime.cpp (API, memory, streams, graphs) and
+ * emu_kernel.cpp (threads as fibers, the emulated instructions). */
+#ifndef CS_EMU_INTERNAL_H
+#define CS_EMU_INTERNAL_H
+
+#include "cuda_emu.h"
+
+/* Run every block of a grid now (blocks in a shuffled order, one at a time). */
+void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
+                     const std::function<void()> &fn);
+/* A kernel did something a GPU would fault on: prints the first few, makes e sticky. */
+void cs_emu_fault(cudaError_t e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether [p, p + n) lies inside one live cudaMalloc allocation. */
+int cs_emu_in_device_alloc(const void *p, size_t n);
+
+#endif

@@ -1,0 +1,2 @@
+/* clipskip's CUDA emulator: see cuda_runtime_api.h. */
+#include "cuda_runtime_api.h"
