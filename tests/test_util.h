@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cs_test_failures = 0;
+/* One counter per program, not per file: a weak definition in every file that includes this
+ * (a static one would let the checks of a second file, e.g. test_gpu_graph.c, fail unseen). */
+__attribute__((weak)) int cs_test_failures = 0;
 
 #define CHECK(cond)                                                                     \
     do {                                                                                \

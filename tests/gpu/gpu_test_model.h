@@ -10,24 +10,43 @@
 
 #include <math.h>
 #include <stdint.h>
+#ifdef CLIPSKIP_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* TM_EMU: 1 when the program is built against the CPU emulator of CUDA (tests/emu), where every
+ * warp collective is 32 fiber switches: the tests then use small shapes with the same structure
+ * (same code paths, head width 64, several GEMM tiles) instead of the real families'. */
+#ifdef CS_CUDA_EMULATOR
+#define TM_EMU 1
+#else
+#define TM_EMU 0
+#endif
+
 /* ---- random numbers: xorshift64*, seeded from the clock unless CS_TEST_SEED is set, so every
  * run draws fresh inputs (METHOD: the fast path must compute the same function on any input)
- * while a failing run can be repeated. */
+ * while a failing run can be repeated. The state is per translation unit (static): a file that
+ * never calls tm_seed seeds itself on first use (from the same CS_TEST_SEED, so still
+ * repeatable); an unseeded xorshift would return 0 forever, every "random" value -sqrt(3). */
 static uint64_t tm_rng_state;
 
-static inline void tm_seed(void) {
+static inline uint64_t tm_seed_value(void) {
     const char *s = getenv("CS_TEST_SEED");
-    tm_rng_state = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL) * 2654435761u;
-    if (!tm_rng_state) tm_rng_state = 88172645463325252ull;
+    const uint64_t v = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL) * 2654435761u;
+    return v ? v : 88172645463325252ull;
+}
+
+static inline void tm_seed(void) {
+    tm_rng_state = tm_seed_value();
     printf("seed %llu (set CS_TEST_SEED to repeat)\n", (unsigned long long)tm_rng_state);
 }
 
 static inline uint64_t tm_next(void) {
+    if (!tm_rng_state) tm_rng_state = tm_seed_value() ^ 0x5851f42d4c957f2dull; /* this file's own stream */
     tm_rng_state ^= tm_rng_state >> 12;
     tm_rng_state ^= tm_rng_state << 25;
     tm_rng_state ^= tm_rng_state >> 27;

@@ -117,6 +117,70 @@ void test_graphs(pair *p) {
     for (int i = 0; i < 5; i++) GPU->release(g, bufs[i]);
 }
 
+/* More keys than graph slots (CS_CU_GRAPHS, 32), with no wait inside a round: the second round
+ * captures every key, so its last captures evict slots whose launches may still be queued
+ * (the encoder does not wait between passes either); a slot's arena must not be rewritten
+ * under such a launch. Three rounds from the same start (direct, capturing and evicting,
+ * replaying and re-capturing), each bitwise equal to the first. */
+#define EVICT_KEYS 40
+
+static void evict_round(cs_backend *g, region_bufs *b, void **last, const float *h0, float *out) {
+    const size_t d = (size_t)b->d, nh = (size_t)b->m * d;
+    CHECK_OK(cs_cuda_upload_f32(g, CS_BUF_RESID, b->h, 0, nh, h0));
+    for (int i = 0; i < EVICT_KEYS; i++) {
+        /* each key its own gather rows (its arena's contents) and output buffer */
+        const cs_graph_key key = {0, 0, 1, 2, 107, 0x5000u + (uint64_t)i, 0, (uint64_t)i};
+        b->last = last[i];
+        b->idx[0] = 76 - i;
+        b->idx[1] = 106 - i % 30;
+        run_region(g, &key, b);
+    }
+    for (int i = 0; i < EVICT_KEYS; i++)
+        CHECK_OK(GPU->download(g, CS_BUF_RESID, last[i], 0, 2 * d, out + (size_t)i * 2 * d,
+                               CLIPSKIP_DTYPE_F32));
+    CHECK_OK(GPU->download(g, CS_BUF_RESID, b->h, 0, nh, out + (size_t)EVICT_KEYS * 2 * d,
+                           CLIPSKIP_DTYPE_F32));
+    CHECK_OK(GPU->finish(g));
+}
+
+void test_graph_eviction(pair *p);
+void test_graph_eviction(pair *p) {
+    cs_backend *g = p->gpu;
+    const int32_t len[2] = {77, 30};
+    const size_t d = (size_t)p->d;
+    region_bufs b = {0};
+    b.n_seq = 2;
+    b.m = 107;
+    b.d = p->d;
+    b.h = GPU->alloc(g, CS_BUF_RESID, 107 * d);
+    b.a = GPU->alloc(g, CS_BUF_ACT, 107 * d);
+    b.qkv = GPU->alloc(g, CS_BUF_ACT, 107 * 3 * d);
+    b.att = GPU->alloc(g, CS_BUF_ACT, 107 * d);
+    REQUIRE(b.h && b.a && b.qkv && b.att);
+    void *last[EVICT_KEYS];
+    for (int i = 0; i < EVICT_KEYS; i++) REQUIRE((last[i] = GPU->alloc(g, CS_BUF_RESID, 2 * d)));
+    CHECK_OK(GPU->set_seqs(g, 2, len));
+    float *h0 = malloc(107 * d * sizeof(float));
+    tm_fill(h0, 107 * d, 1.0f, 0.0f);
+    const size_t n = ((size_t)EVICT_KEYS * 2 + 107) * d;
+    float *ref = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+    REQUIRE(h0 && ref && got);
+    evict_round(g, &b, last, h0, ref);
+    for (int round = 1; round < 3; round++) {
+        evict_round(g, &b, last, h0, got);
+        char what[96];
+        snprintf(what, sizeof what, "%d keys over %d slots, round %d (%s)", EVICT_KEYS, 32, round,
+                 round == 1 ? "capture, evict" : "replay, re-capture");
+        expect_same(what, ref, got, n);
+    }
+    free(h0);
+    free(ref);
+    free(got);
+    for (int i = 0; i < EVICT_KEYS; i++) GPU->release(g, last[i]);
+    void *bufs[4] = {b.h, b.a, b.qkv, b.att};
+    for (int i = 0; i < 4; i++) GPU->release(g, bufs[i]);
+}
+
 void test_errors(pair *p);
 void test_errors(pair *p) {
     cs_backend *g = p->gpu;

@@ -265,6 +265,7 @@ static void test_pass(pair *p, const int32_t *len, int32_t n_seq) {
 }
 
 void test_graphs(pair *p);  /* test_gpu_graph.c */
+void test_graph_eviction(pair *p);
 void test_errors(pair *p);
 
 static void run_family(const char *name, const tm_shape *s, clipskip_dtype cdt, int big) {
@@ -296,6 +297,7 @@ static void run_family(const char *name, const tm_shape *s, clipskip_dtype cdt, 
         test_download_f16(&p, 154, CS_BUF_RESID);
         test_download_f16(&p, 154, CS_BUF_ACT);
         test_graphs(&p);
+        test_graph_eviction(&p);
         test_errors(&p);
     }
     GPU->free(p.gpu);
@@ -310,6 +312,19 @@ int main(void) {
         return 77;
     }
     tm_seed();
+    if (TM_EMU) { /* the emulator: two widths with head width 64, one with the CUDA-core
+                   * attention; 13 prompts reach the 64x64 tile on its 8 SMs */
+        const tm_shape a = {2, 128, 2, 512, 2000, 256, CLIPSKIP_ACT_QUICK_GELU, CLIPSKIP_DTYPE_F16, 1};
+        const tm_shape b = {2, 192, 3, 256, 2000, 0, CLIPSKIP_ACT_GELU, CLIPSKIP_DTYPE_F16, 0};
+        const tm_shape c = {2, 96, 3, 384, 2000, 32, CLIPSKIP_ACT_GELU, CLIPSKIP_DTYPE_F16, 0};
+        tm_shape a_bf = a;
+        a_bf.dtype = CLIPSKIP_DTYPE_BF16;
+        run_family("emu-128", &a, CLIPSKIP_DTYPE_F16, 1);
+        run_family("emu-192", &b, CLIPSKIP_DTYPE_F16, 0);
+        run_family("emu-96-dh32", &c, CLIPSKIP_DTYPE_F16, 0);
+        run_family("emu-128", &a_bf, CLIPSKIP_DTYPE_BF16, 1);
+        TEST_DONE("test_gpu_ops (emulated device, small shapes)");
+    }
     const tm_shape clip_l = {2, 768, 12, 3072, 2000, 768, CLIPSKIP_ACT_QUICK_GELU, CLIPSKIP_DTYPE_F16, 1};
     const tm_shape h = {2, 1024, 16, 4096, 2000, 1024, CLIPSKIP_ACT_GELU, CLIPSKIP_DTYPE_F16, 0};
     const tm_shape bigg = {2, 1280, 20, 5120, 2000, 1280, CLIPSKIP_ACT_GELU, CLIPSKIP_DTYPE_F16, 0};
