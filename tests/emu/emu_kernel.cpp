@@ -1,4 +1,4 @@
-/* clipskip's CUDA emulator, kernel side: a block's threads are fibers (ucontext) run one at a
+/* clipskip's CUDA emulator, kernel side: a block's threads are fibers run one at a
  * time by a scheduler in the calling host thread. A fiber runs until it reaches a
  * synchronizing point (__syncthreads, or a warp collective: shuffle, __syncwarp, ldmatrix,
  * mma.sync) and waits there until every live thread of its block (or warp) has arrived; the last
@@ -16,8 +16,25 @@
 #include <map>
 #include <stdio.h>
 #include <stdlib.h>
-#include <ucontext.h>
 #include <vector>
+
+/* ---- fiber switch: six callee-saved registers and the stack pointer (x86-64 System V);
+ * swapcontext would also save the signal mask, a system call per switch. */
+#if defined(__x86_64__)
+extern "C" void cs_emu_switch(void **save_sp, void *to_sp);
+__asm__(".text\n"
+        ".globl cs_emu_switch\n"
+        ".type cs_emu_switch,@function\n"
+        "cs_emu_switch:\n"
+        "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+        "  movq %rsp, (%rdi)\n"
+        "  movq %rsi, %rsp\n"
+        "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+        "  ret\n"
+        ".size cs_emu_switch,.-cs_emu_switch\n");
+#else
+#error "tests/emu: the fiber switch is written for x86-64 only"
+#endif
 
 uint3 cs_emu_block_idx;
 dim3 cs_emu_block_dim, cs_emu_grid_dim;
@@ -35,7 +52,7 @@ struct Pending {
 };
 
 struct Thread {
-    ucontext_t ctx;
+    void *sp; /* saved stack pointer while switched out */
     uint3 tid;
     int warp, lane, state;
     unsigned group; /* cp.async: the open (uncommitted) group's number */
@@ -59,7 +76,7 @@ struct Block {
     std::vector<Warp> w;
     std::vector<char *> stacks;
     int alive, arrived, cur;
-    ucontext_t sched;
+    void *sched_sp;
     const std::function<void()> *fn;
     unsigned char *dyn;
     size_t dyn_bytes;
@@ -72,7 +89,7 @@ std::map<const void *, bool> g_syncs; /* kernel -> synchronized in its first lau
 
 Thread &cur() { return B.t[B.cur]; }
 
-void yield_to_scheduler() { swapcontext(&cur().ctx, &B.sched); }
+void yield_to_scheduler() { cs_emu_switch(&cur().sp, B.sched_sp); }
 
 void release_block() {
     for (Thread &t : B.t)
@@ -102,46 +119,52 @@ void do_ldmatrix(Warp &w, int trans) {
         }
 }
 
-float half_bits(uint16_t v, int bf16) {
-    if (bf16) {
-        __nv_bfloat16 b;
-        b.x = v;
-        return __bfloat162float(b);
+/* f16 / bf16 bits -> value, by table */
+float g_f16[65536], g_bf16[65536];
+void init_tables() {
+    static bool done = false;
+    if (done) return;
+    for (uint32_t i = 0; i < 65536; i++) {
+        __half h;
+        h.x = (uint16_t)i;
+        g_f16[i] = __half2float(h);
+        __nv_bfloat16 v;
+        v.x = (uint16_t)i;
+        g_bf16[i] = __bfloat162float(v);
     }
-    __half h;
-    h.x = v;
-    return __half2float(h);
+    done = true;
 }
 
 /* mma.m16n8k16 .row.col: A 16x16 (lane l: rows g, g+8 at cols 2t, 2t+1 and 2t+8, 2t+9),
  * B 16x8 (k rows 2t, 2t+1 and 2t+8, 2t+9 at col g), C/D 16x8 (rows g, g+8 at cols 2t, 2t+1),
- * g = l/4, t = l%4. Products are exact in double; one rounding to fp32 at the end. */
+ * g = l/4, t = l%4. Each product is exact in fp32 (11 + 11 significand bits at most); they are
+ * added to C in increasing k, each addition rounded to fp32 (the hardware's internal order and
+ * precision are unspecified; this is one fixed choice, the same for every call). */
 void do_mma(Warp &w, int bf16) {
-    float A[16][16], Bm[16][8], C[16][8];
+    const float *cv = bf16 ? g_bf16 : g_f16;
+    float A[16][16], Bm[16][8], D[16][8];
     for (int l = 0; l < 32; l++) {
         const int g = l / 4, t = l % 4;
         for (int h = 0; h < 2; h++) {
-            A[g][2 * t + h] = half_bits((uint16_t)(w.a[l][0] >> (16 * h)), bf16);
-            A[g + 8][2 * t + h] = half_bits((uint16_t)(w.a[l][1] >> (16 * h)), bf16);
-            A[g][2 * t + 8 + h] = half_bits((uint16_t)(w.a[l][2] >> (16 * h)), bf16);
-            A[g + 8][2 * t + 8 + h] = half_bits((uint16_t)(w.a[l][3] >> (16 * h)), bf16);
-            Bm[2 * t + h][g] = half_bits((uint16_t)(w.b[l][0] >> (16 * h)), bf16);
-            Bm[2 * t + 8 + h][g] = half_bits((uint16_t)(w.b[l][1] >> (16 * h)), bf16);
+            A[g][2 * t + h] = cv[(uint16_t)(w.a[l][0] >> (16 * h))];
+            A[g + 8][2 * t + h] = cv[(uint16_t)(w.a[l][1] >> (16 * h))];
+            A[g][2 * t + 8 + h] = cv[(uint16_t)(w.a[l][2] >> (16 * h))];
+            A[g + 8][2 * t + 8 + h] = cv[(uint16_t)(w.a[l][3] >> (16 * h))];
+            Bm[2 * t + h][g] = cv[(uint16_t)(w.b[l][0] >> (16 * h))];
+            Bm[2 * t + 8 + h][g] = cv[(uint16_t)(w.b[l][1] >> (16 * h))];
         }
-        C[g][2 * t] = w.c[l][0];
-        C[g][2 * t + 1] = w.c[l][1];
-        C[g + 8][2 * t] = w.c[l][2];
-        C[g + 8][2 * t + 1] = w.c[l][3];
+        D[g][2 * t] = w.c[l][0];
+        D[g][2 * t + 1] = w.c[l][1];
+        D[g + 8][2 * t] = w.c[l][2];
+        D[g + 8][2 * t + 1] = w.c[l][3];
     }
+    for (int r = 0; r < 16; r++) /* 8 independent chains per row: vectorizes, same order */
+        for (int k = 0; k < 16; k++)
+            for (int c = 0; c < 8; c++) D[r][c] += A[r][k] * Bm[k][c];
     for (int l = 0; l < 32; l++) {
         const int g = l / 4, t = l % 4;
-        for (int e = 0; e < 4; e++) {
-            const int r = g + 8 * (e >> 1), c = 2 * t + (e & 1);
-            double s = C[r][c];
-            for (int k = 0; k < 16; k++) s += (double)A[r][k] * Bm[k][c];
-            float f = (float)s;
-            memcpy(&w.out[l][e], &f, 4);
-        }
+        const float f[4] = {D[g][2 * t], D[g][2 * t + 1], D[g + 8][2 * t], D[g + 8][2 * t + 1]};
+        for (int e = 0; e < 4; e++) memcpy(&w.out[l][e], &f[e], 4);
     }
 }
 
@@ -221,7 +244,18 @@ void thread_exit() {
 void trampoline() {
     (*B.fn)();
     thread_exit();
-    swapcontext(&cur().ctx, &B.sched);
+    cs_emu_switch(&cur().sp, B.sched_sp); /* never resumed */
+    abort();
+}
+
+/* A fresh stack whose first switch-in "returns" into trampoline with the ABI's alignment. */
+void *fiber_init(char *stack) {
+    uintptr_t top = ((uintptr_t)stack + STACK_BYTES) & ~(uintptr_t)15;
+    void **sp = reinterpret_cast<void **>(top);
+    *--sp = nullptr;                                   /* trampoline's return address: none */
+    *--sp = reinterpret_cast<void *>(&trampoline);     /* popped by ret */
+    for (int i = 0; i < 6; i++) *--sp = nullptr;        /* rbp rbx r12-r15 */
+    return sp;
 }
 
 void run_block_fibers(dim3 block) {
@@ -235,11 +269,7 @@ void run_block_fibers(dim3 block) {
         t.state = ST_RUN;
         t.group = 0;
         t.cp.clear();
-        getcontext(&t.ctx);
-        t.ctx.uc_stack.ss_sp = B.stacks[i];
-        t.ctx.uc_stack.ss_size = STACK_BYTES;
-        t.ctx.uc_link = nullptr;
-        makecontext(&t.ctx, trampoline, 0);
+        t.sp = fiber_init(B.stacks[i]);
     }
     for (size_t k = 0; k < B.w.size(); k++) {
         B.w[k].alive = n - 32 * (int)k < 32 ? n - 32 * (int)k : 32;
@@ -253,7 +283,7 @@ void run_block_fibers(dim3 block) {
         for (int i = 0; i < n; i++)
             if (B.t[i].state == ST_RUN) {
                 B.cur = i;
-                swapcontext(&B.sched, &B.t[i].ctx);
+                cs_emu_switch(&B.sched_sp, B.t[i].sp);
                 ran = true;
             }
         if (B.alive == 0) return;
@@ -305,6 +335,7 @@ void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
                      const std::function<void()> &fn) {
     const size_t n = (size_t)block.x * block.y * block.z;
     const size_t blocks = (size_t)grid.x * grid.y * grid.z;
+    init_tables();
     auto known = g_syncs.find(kernel);
     B.direct = known != g_syncs.end() && !known->second;
     if (B.t.size() < n) B.t.resize(n);
@@ -322,10 +353,10 @@ void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
     std::vector<size_t> order(blocks);
     for (size_t i = 0; i < blocks; i++) order[i] = i;
     for (size_t i = blocks; i > 1; i--) std::swap(order[i - 1], order[rng_next() % i]);
+    memset(B.dyn, 0xff, smem); /* NaN in every float type; later blocks find the last one's data */
     for (size_t bi : order) {
         cs_emu_block_idx = uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y),
                                  (unsigned)(bi / ((size_t)grid.x * grid.y))};
-        memset(B.dyn, 0xff, smem); /* NaN in every float type: stale reads show */
         if (B.direct)
             run_block_direct(block);
         else

@@ -1,6 +1,7 @@
-/* clipskip's CUDA emulator, runtime side: one emulated device (sm_80, CS_EMU_SMS
- * multiprocessors, default 8; CS_EMU_MEM_MB of memory, default 4096) whose memory is host
- * memory. Work queued on a stream runs LATE: only when something waits for it (stream or event
+/* clipskip's CUDA emulator, runtime side: one emulated device (compute capability CS_EMU_CC,
+ * default 90 so that the PDL host paths run, though no sm_90 instruction is emulated and the
+ * wgmma tiles report unusable; CS_EMU_SMS multiprocessors, default 8; CS_EMU_MEM_MB of memory,
+ * default 4096) whose memory is host memory. Work queued on a stream runs LATE: only when something waits for it (stream or event
  * synchronize, a blocking copy, cudaFree, device synchronize, or another stream's wait on an
  * event), which is the latest moment CUDA allows, so host code that reuses a buffer before the
  * device is done with it reads or writes the wrong data here too. Pageable copies behave as
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <stdarg.h>
@@ -36,8 +38,8 @@ struct CUevent_st {
 struct CUgraph_st {
     std::vector<std::function<void()>> ops;
 };
-struct CUgraphExec_st {
-    std::vector<std::function<void()>> ops;
+struct CUgraphExec_st { /* shared: a queued launch keeps the recording after the exec is destroyed */
+    std::shared_ptr<const std::vector<std::function<void()>>> ops;
 };
 
 namespace {
@@ -107,6 +109,33 @@ bool any_capture() {
     return false;
 }
 
+/* CS_EMU_SCHED=lazy: queued work runs only when waited for. Otherwise (default) each
+ * submission also runs, with probability 1/2, the oldest op of a random stream: a legal order
+ * that differs from run to run (CS_EMU_SEED), so a missing wait between two streams shows. */
+uint64_t g_sched_rng = 0;
+bool sched_step() {
+    static int lazy = -1;
+    if (lazy < 0) lazy = getenv("CS_EMU_SCHED") && !strcmp(getenv("CS_EMU_SCHED"), "lazy");
+    if (lazy) return false;
+    if (!g_sched_rng) {
+        const char *v = getenv("CS_EMU_SEED");
+        g_sched_rng = (v ? strtoull(v, NULL, 10) : 12345) * 0x9e3779b97f4a7c15ull | 1;
+    }
+    g_sched_rng ^= g_sched_rng << 13;
+    g_sched_rng ^= g_sched_rng >> 7;
+    g_sched_rng ^= g_sched_rng << 17;
+    return g_sched_rng & 1;
+}
+void random_progress() {
+    if (!sched_step()) return;
+    std::vector<CUstream_st *> busy;
+    for (CUstream_st *s : g_streams)
+        if (s->done < s->queued) busy.push_back(s);
+    if (busy.empty()) return;
+    CUstream_st *s = busy[(g_sched_rng >> 8) % busy.size()];
+    drain(s, s->done + 1);
+}
+
 /* Queue op on s: recorded when s captures, run at once on the legacy stream (after the
  * blocking streams' work), else queued. */
 cudaError_t submit(cudaStream_t st, std::function<void()> op) {
@@ -124,6 +153,7 @@ cudaError_t submit(cudaStream_t st, std::function<void()> op) {
     if (!(s->flags & cudaStreamNonBlocking)) drain(&g_legacy, g_legacy.queued);
     s->q.push_back(std::move(op));
     s->queued++;
+    random_progress();
     return cudaSuccess;
 }
 
@@ -225,8 +255,9 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev) {
     p->totalGlobalMem = mem_cap();
     p->sharedMemPerBlock = 48 * 1024;
     p->sharedMemPerBlockOptin = 99 * 1024;
-    p->major = 8;
-    p->minor = 0;
+    const int cc = (int)env_size("CS_EMU_CC", 90); /* 90: the PDL host paths run too */
+    p->major = cc / 10;
+    p->minor = cc % 10;
     p->multiProcessorCount = (int)env_size("CS_EMU_SMS", 8);
     p->l2CacheSize = 4 << 20;
     return cudaSuccess;
@@ -531,7 +562,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *x, cudaGraph_t g, unsigned lon
     (void)flags;
     if (!g) return cudaErrorInvalidValue;
     CUgraphExec_st *n = new CUgraphExec_st;
-    n->ops = g->ops;
+    n->ops = std::make_shared<const std::vector<std::function<void()>>>(g->ops);
     *x = n;
     return cudaSuccess;
 }
@@ -539,7 +570,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *x, cudaGraph_t g, unsigned lon
 cudaError_t cudaGraphLaunch(cudaGraphExec_t x, cudaStream_t st) {
     Lock l(g_mu);
     if (!x) return ret(cudaErrorInvalidValue);
-    std::vector<std::function<void()>> *ops = &x->ops; /* the exec outlives its queued launches */
+    auto ops = x->ops;
     return ret(submit(st, [ops]() {
         for (auto &op : *ops) op();
     }));
@@ -551,8 +582,7 @@ cudaError_t cudaGraphDestroy(cudaGraph_t g) {
 }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x) {
     Lock l(g_mu);
-    drain_all(false); /* queued launches of x still refer to it */
-    delete x;
+    delete x; /* no synchronization: launches already queued still run */
     return ret(cudaSuccess);
 }
 
@@ -568,8 +598,8 @@ cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *at, const void *fun
     (void)func;
     memset(at, 0, sizeof *at);
     at->maxThreadsPerBlock = 1024;
-    at->ptxVersion = 80;
-    at->binaryVersion = 80;
+    at->ptxVersion = (int)env_size("CS_EMU_CC", 90);
+    at->binaryVersion = at->ptxVersion;
     return cudaSuccess;
 }
 

@@ -150,10 +150,11 @@ static void test_fixture(const char *path) {
     }
     clipskip_encoder *cpu = enc_make(m, CLIPSKIP_BACKEND_CPU, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 8);
     clipskip_encoder *gpu = enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 8);
-    clipskip_encoder *lt = enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_CUBLASLT, 8);
+    clipskip_encoder *lt = /* cuBLASLt is not emulated */
+        TM_EMU ? NULL : enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_CUBLASLT, 8);
     if (cpu && gpu)
         for (int t = 0; t < clipskip_model_n_towers(m); t++) fixture_tower(path, m, t, cpu, gpu, lt);
-    clipskip_encoder_free(lt);
+    if (lt) clipskip_encoder_free(lt);
     clipskip_encoder_free(gpu);
     clipskip_encoder_free(cpu);
     clipskip_model_free(m);
@@ -205,11 +206,12 @@ static void vitl_vs_cpu(const clipskip_model *m, clipskip_encoder *cpu, clipskip
             snprintf(what, sizeof what, "vit-l skip %d ln %d bf16", skips[s], ln);
             CHECK_OK(encode(bf, ids, rows, &opt, &rg));
             compare(what, &rc, &rg, opt.outputs, TOL_BF16);
+            if (!lt) continue;
             snprintf(what, sizeof what, "vit-l skip %d ln %d cublaslt", skips[s], ln);
             CHECK_OK(encode(lt, ids, rows, &opt, &rg));
             compare(what, &rc, &rg, opt.outputs, TOL_F16);
         }
-    printf("  done  vit-l CPU vs CUDA f16 / bf16 / cublaslt\n");
+    printf("  done  vit-l CPU vs CUDA f16 / bf16%s\n", lt ? " / cublaslt" : " (cuBLASLt not emulated)");
     outs_free(&rc);
     outs_free(&rg);
     free(ids);
@@ -239,7 +241,9 @@ static size_t batch_diff(const outs *ref, const outs *got, int32_t rows) {
 }
 
 static void vitl_batch_invariance(const clipskip_model *m, clipskip_encoder *gpu, int skip, int ln) {
-    const int32_t sizes[4] = {1, 7, 64, 513}, where[4] = {0, 3, 40, 300};
+    /* on the emulator's 8 SMs the tile pick reaches 128x128 from 12 prompts on */
+    const int32_t sizes[4] = {1, 7, TM_EMU ? 16 : 64, TM_EMU ? 40 : 513},
+                  where[4] = {0, 3, TM_EMU ? 10 : 40, TM_EMU ? 30 : 300};
     clipskip_encode_options opt = clipskip_encode_default_options();
     opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
     opt.row.clip_skip = skip;
@@ -258,8 +262,8 @@ static void vitl_batch_invariance(const clipskip_model *m, clipskip_encoder *gpu
         CHECK_OK(encode(gpu, ids, sizes[s], &opt, &batch)); /* again: now from a captured graph */
         bad += row_diff(&alone, &batch, where[s]);
     }
-    printf("  %-5s vit-l batch invariance skip %d final_ln %d: %zu differing outputs (batches 1, 7, 64, 513)\n",
-           bad ? "FAIL" : "ok", skip, ln, bad);
+    printf("  %-5s vit-l batch invariance skip %d final_ln %d: %zu differing outputs (batches 1, 7, %d, %d)\n",
+           bad ? "FAIL" : "ok", skip, ln, bad, sizes[2], sizes[3]);
     if (bad) cs_test_failures++;
     outs_free(&alone);
     outs_free(&batch);
@@ -331,7 +335,7 @@ static clipskip_encoder *enc_with_env(const clipskip_model *m, int max_batch, co
  * through it, some in the middle of a pass), the same bits as `gpu`, three times (direct, graphs
  * captured on the second use of a key, replayed). */
 static void vitl_overlap_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
-    const int32_t rows = 64;
+    const int32_t rows = TM_EMU ? 40 : 64; /* passes of 16: two full, one part */
     clipskip_row_options per[64];
     for (int i = 0; i < rows; i++)
         per[i] = (clipskip_row_options){1 + (i * 5) % 12, i % 3 ? CLIPSKIP_FINAL_LN_OFF : CLIPSKIP_FINAL_LN_ON};
@@ -372,7 +376,7 @@ static void vitl_overlap_same_bits(const clipskip_model *m, clipskip_encoder *gp
  * CLIPSKIP_CUDA_PDL=1 (programmatic dependent launch, sm_90+) gives the same outputs as `gpu`
  * for a batch of 64, from a direct run and from its captured graph. */
 static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
-    const int32_t rows = 64;
+    const int32_t rows = TM_EMU ? 16 : 64;
     clipskip_encode_options opt = clipskip_encode_default_options();
     opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
     opt.row.clip_skip = 2;
@@ -382,7 +386,7 @@ static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
     outs_alloc(&got, m, &opt, rows);
     CHECK_OK(encode(gpu, ids, rows, &opt, &ref));
     static const char *const names[] = {"CLIPSKIP_CUDA_PDL"}, *const values[] = {"1"};
-    clipskip_encoder *e = enc_with_env(m, 64, "vit-l PDL", 1, names, values);
+    clipskip_encoder *e = enc_with_env(m, rows, "vit-l PDL", 1, names, values);
     if (!e) {
         outs_free(&ref);
         outs_free(&got);
@@ -394,8 +398,8 @@ static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
         CHECK_OK(encode(e, ids, rows, &opt, &got));
         bad += batch_diff(&ref, &got, rows);
     }
-    printf("  %-5s vit-l PDL on == off, batch 64, direct and graph: %zu differing outputs\n",
-           bad ? "FAIL" : "ok", bad);
+    printf("  %-5s vit-l PDL on == off, batch %d, direct and graph: %zu differing outputs\n",
+           bad ? "FAIL" : "ok", rows, bad);
     if (bad) cs_test_failures++;
     /* the setting is the encoder's own: `gpu` still launches without it, bitwise the same */
     CHECK_OK(encode(gpu, ids, rows, &opt, &got));
@@ -461,21 +465,30 @@ static void vitl_oom(const clipskip_model *m, clipskip_encoder *gpu) {
     clipskip_encoder_free(e);
 }
 
+/* CLIP-L's text tower (random weights). On the emulator (TM_EMU) a tower with its depth (12
+ * layers, so every clip skip the checks use exists) but 64 wide with one head (several heads:
+ * two_widths_vs_cpu and the fixtures), and no cuBLASLt (not emulated); the labels still say
+ * vit-l. */
 static void test_vitl(void) {
-    const tm_shape s = {12, 768, 12, 3072, CLIPSKIP_VOCAB, 768, CLIPSKIP_ACT_QUICK_GELU, CLIPSKIP_DTYPE_F16, 1};
+    const tm_shape s = TM_EMU ? (tm_shape){12, 64, 1, 256, CLIPSKIP_VOCAB, 64, CLIPSKIP_ACT_QUICK_GELU,
+                                           CLIPSKIP_DTYPE_F16, 1}
+                              : (tm_shape){12, 768, 12, 3072, CLIPSKIP_VOCAB, 768, CLIPSKIP_ACT_QUICK_GELU,
+                                           CLIPSKIP_DTYPE_F16, 1};
     clipskip_model *m = tm_make(&s);
     clipskip_encoder *cpu = enc_make(m, CLIPSKIP_BACKEND_CPU, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 4);
     clipskip_encoder *gpu = enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_NATIVE, 513);
     clipskip_encoder *bf = enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_BF16, CLIPSKIP_GEMM_NATIVE, 8);
-    clipskip_encoder *lt = enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_CUBLASLT, 8);
-    REQUIRE(cpu && gpu && bf && lt);
+    clipskip_encoder *lt =
+        TM_EMU ? NULL : enc_make(m, CLIPSKIP_BACKEND_CUDA, CLIPSKIP_DTYPE_F16, CLIPSKIP_GEMM_CUBLASLT, 8);
+    REQUIRE(cpu && gpu && bf && (lt || TM_EMU));
     CHECK(clipskip_encoder_backend(gpu) == CLIPSKIP_BACKEND_CUDA);
     size_t wb = 0, ab = 0;
     clipskip_encoder_memory(gpu, &wb, &ab);
-    /* 84.9 M matmul weights in F16 at least */
-    printf("  %-5s vit-l on %s: weights %.1f MB, activations %.1f MB\n", wb >= 169000000u ? "ok" : "FAIL",
+    /* the matmul weights in F16 at least: 84.9 M for CLIP-L */
+    const size_t wmin = (size_t)s.n_layers * (12u * s.d * s.d) * 2u;
+    printf("  %-5s vit-l on %s: weights %.1f MB, activations %.1f MB\n", wb >= wmin ? "ok" : "FAIL",
            clipskip_encoder_device(gpu), wb / 1e6, ab / 1e6);
-    CHECK(wb >= 169000000u);
+    CHECK(wb >= wmin);
     vitl_vs_cpu(m, cpu, gpu, bf, lt);
     vitl_batch_invariance(m, gpu, 1, CLIPSKIP_FINAL_LN_ON);
     vitl_batch_invariance(m, gpu, 2, CLIPSKIP_FINAL_LN_OFF);
@@ -483,7 +496,7 @@ static void test_vitl(void) {
     vitl_pdl_same_bits(m, gpu);
     vitl_overlap_same_bits(m, gpu);
     vitl_oom(m, gpu);
-    clipskip_encoder_free(lt);
+    if (lt) clipskip_encoder_free(lt);
     clipskip_encoder_free(bf);
     clipskip_encoder_free(gpu);
     clipskip_encoder_free(cpu);
