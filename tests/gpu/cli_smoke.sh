@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/gpu/cli_smoke.sh CLIPSKIP: the clipskip program itself on the CUDA backend (the tests
-# drive the library; this drives the CLI and the server), for tests/gpu/check.sh.
+# drive the library; this drives the CLI and the server), for tests/gpu/check.sh and, on the
+# CUDA emulator, ctest emu_cli_smoke.
 #  - info --backend cuda: device and memory for a batch of 64;
-#  - encode on cuda and on cpu, same random ViT-L and prompts: hidden (clip skip 2) and pooled
+#  - encode on cuda and on cpu, same random weights and prompts: hidden (clip skip 2) and pooled
 #    within 2e-3 relative (Frobenius), as test_gpu_e2e holds the library to;
 #  - serve --backend cuda: /health, one /encode in npy format equal to encode's output bitwise
 #    (same encoder semantics, f32), then SIGTERM and a clean exit.
@@ -10,6 +11,9 @@
 set -u
 BIN=$1
 BE=${CLI_SMOKE_BACKEND:-cuda} # cpu: a dry run of this script on a machine without a GPU
+# the model: random weights of ViT-L's shape, or of CLI_SMOKE_RANDOM's (tiny on the emulator)
+MODEL=(--random "${CLI_SMOKE_RANDOM:-vit-l}")
+python3 -c "import numpy" 2>/dev/null || { echo "SKIPPED: python3 has no numpy"; exit 77; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail=0
@@ -17,7 +21,7 @@ step() { # name rc
     if [ "$2" = 0 ]; then echo "ok    $1"; else echo "FAIL  $1 (rc $2)"; fail=1; fi
 }
 
-"$BIN" info --random vit-l --backend "$BE" --batch 64 >"$T/info.txt" 2>&1
+"$BIN" info "${MODEL[@]}" --backend "$BE" --batch 64 >"$T/info.txt" 2>&1
 rc=$?
 grep -q "encoder: $BE" "$T/info.txt" || [ $rc != 0 ] || rc=1
 step "info --backend $BE: $(grep -E 'encoder:|weights|activations' "$T/info.txt" | tr -s ' ' | tr '\n' ';')" $rc
@@ -25,7 +29,7 @@ step "info --backend $BE: $(grep -E 'encoder:|weights|activations' "$T/info.txt"
 P=("a photo of a cat, masterpiece" "" "an oil painting of a lighthouse at dusk, dramatic clouds")
 for be in "$BE" cpu; do
     [ "$be" = cpu ] && [ -f "$T/cpu.npy" ] && continue
-    "$BIN" encode --random vit-l --backend "$be" --clip-skip 2 --pooled --quiet --out "$T/$be.npy" "${P[@]}" \
+    "$BIN" encode "${MODEL[@]}" --backend "$be" --clip-skip 2 --pooled --quiet --out "$T/$be.npy" "${P[@]}" \
         >"$T/$be.log" 2>&1
     step "encode --backend $be" $?
 done
@@ -49,7 +53,7 @@ EOF
 [ $? = 0 ] || fail=1
 
 PORT=$(( 20000 + RANDOM % 20000 ))
-"$BIN" serve --random vit-l --backend "$BE" --port "$PORT" --quiet >"$T/serve.log" 2>&1 &
+"$BIN" serve "${MODEL[@]}" --backend "$BE" --port "$PORT" --quiet >"$T/serve.log" 2>&1 &
 SP=$!
 up=1
 for _ in $(seq 1 60); do
