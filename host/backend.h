@@ -84,9 +84,11 @@ typedef struct cs_backend_ops {
     /* h(M, D) RESID = tok_emb[ids[i]] + pos_emb[pos[i]], M = n token rows (host arrays). */
     clipskip_status (*embed)(cs_backend *be, int tower, const int32_t *ids, const int32_t *pos,
                              int32_t m, void *h);
-    /* out(M, D) ACT = LN(in(M, D) RESID), fp32 statistics, eps 1e-5. */
+    /* out(M, D) ACT = LN(in RESID), fp32 statistics, eps 1e-5: out row i from in row i, or from
+     * in row idx[i] when idx (host array of M row numbers) is given (the final LN of the pooled
+     * output reads the EOS rows in place: no gather first). */
     clipskip_status (*layernorm)(cs_backend *be, int tower, int layer, cs_ln_id which,
-                                 const void *in, void *out, int32_t m);
+                                 const void *in, void *out, int32_t m, const int32_t *idx);
     /* out(M, N) = epilogue(x(M, K) ACT @ W^T): see cs_epilogue for out's kind. */
     clipskip_status (*gemm)(cs_backend *be, int tower, int layer, cs_weight_id w,
                             cs_epilogue epi, const void *x, void *out, int32_t m);

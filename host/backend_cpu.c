@@ -327,20 +327,23 @@ CS_CLONES static void layernorm_row(float *out, const float *x, const float *w, 
 }
 
 typedef struct {
-    const float *in; /* (M, D) */
-    float *out;      /* (M, D) */
+    const float *in;    /* rows of D */
+    const int32_t *idx; /* out row i from in row idx[i]; NULL: from row i */
+    float *out;         /* (M, D) */
     const float *w, *b;
     int d;
 } ln_job;
 
 static void ln_rows(void *ctx, int64_t r0, int64_t r1) {
     const ln_job *j = ctx;
-    for (int64_t i = r0; i < r1; i++)
-        layernorm_row(j->out + (size_t)i * j->d, j->in + (size_t)i * j->d, j->w, j->b, j->d);
+    for (int64_t i = r0; i < r1; i++) {
+        const size_t src = j->idx ? (size_t)j->idx[i] : (size_t)i;
+        layernorm_row(j->out + (size_t)i * j->d, j->in + src * j->d, j->w, j->b, j->d);
+    }
 }
 
 static clipskip_status cpu_layernorm(cs_backend *be, int tower, int layer, cs_ln_id which,
-                                     const void *in_, void *out_, int32_t m) {
+                                     const void *in_, void *out_, int32_t m, const int32_t *idx) {
     const cpu_tower *t = &be->towers[tower];
     const float *w, *b;
     if (which == CS_LN_FINAL) {
@@ -350,7 +353,9 @@ static clipskip_status cpu_layernorm(cs_backend *be, int tower, int layer, cs_ln
         w = which == CS_LN_1 ? l->ln1_w : l->ln2_w;
         b = which == CS_LN_1 ? l->ln1_b : l->ln2_b;
     }
-    ln_job j = {in_, out_, w, b, t->d};
+    for (int32_t i = 0; idx && i < m; i++)
+        if (idx[i] < 0) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cpu: layernorm idx[%d] = %d", i, idx[i]);
+    ln_job j = {in_, idx, out_, w, b, t->d};
     parallel_rows(be, m, ln_rows, &j);
     return CLIPSKIP_OK;
 }

@@ -428,8 +428,10 @@ static clipskip_status cu_embed(cs_backend *be, int tower, const int32_t *ids, c
     return CLIPSKIP_OK;
 }
 
+static int64_t cu_rows_from(const cs_backend *be, const void *p, size_t row_bytes);
+
 static clipskip_status cu_layernorm(cs_backend *be, int tower, int layer, cs_ln_id which,
-                                    const void *in, void *out, int32_t m) {
+                                    const void *in, void *out, int32_t m, const int32_t *idx) {
     const cs_cu_tower *t = NULL;
     CS_TRY(cu_tower(be, tower, &t));
     const float *g, *b;
@@ -446,7 +448,16 @@ static clipskip_status cu_layernorm(cs_backend *be, int tower, int layer, cs_ln_
     }
     cs_cu_graph_note(be, in);
     cs_cu_graph_note(be, out);
-    CU_TRY(be, cs_k_layernorm(out, be->cdt, in, g, b, m, t->d, CU_LN_EPS, be->stream));
+    const int32_t *d_idx = NULL;
+    if (idx && m > 0) {
+        const int64_t in_rows = cu_rows_from(be, in, (size_t)t->d * sizeof(float));
+        for (int32_t i = 0; i < m; i++)
+            if (idx[i] < 0 || (in_rows >= 0 && idx[i] >= in_rows))
+                return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: layernorm: idx[%d] = %d outside 0..%lld",
+                               i, idx[i], (long long)in_rows - 1);
+        CS_TRY(cs_cu_put_ints(be, &be->st_idx, idx, (size_t)m, &d_idx));
+    }
+    CU_TRY(be, cs_k_layernorm(out, be->cdt, in, d_idx, g, b, m, t->d, CU_LN_EPS, be->stream));
     return CLIPSKIP_OK;
 }
 

@@ -152,11 +152,11 @@ static clipskip_status mlp(clipskip_encoder *e, int tw, int l, void *h, int32_t 
 /* One pre-LN transformer layer over all m packed rows. */
 static clipskip_status layer_full(clipskip_encoder *e, int tw, int l, int32_t m) {
     const cs_backend_ops *o = e->ops;
-    CS_TRY(o->layernorm(e->be, tw, l, CS_LN_1, e->h, e->a, m));
+    CS_TRY(o->layernorm(e->be, tw, l, CS_LN_1, e->h, e->a, m, NULL));
     CS_TRY(o->gemm(e->be, tw, l, CS_W_QKV, CS_EPI_BIAS, e->a, e->qkv, m));
     CS_TRY(o->attention(e->be, tw, e->qkv, e->att, 0));
     CS_TRY(o->gemm(e->be, tw, l, CS_W_O, CS_EPI_BIAS_RESID, e->att, e->h, m));
-    CS_TRY(o->layernorm(e->be, tw, l, CS_LN_2, e->h, e->a, m));
+    CS_TRY(o->layernorm(e->be, tw, l, CS_LN_2, e->h, e->a, m, NULL));
     return mlp(e, tw, l, e->h, m);
 }
 
@@ -167,12 +167,12 @@ static clipskip_status layer_last_only(clipskip_encoder *e, cs_pass *ps, int tw,
     int32_t n = 0;
     for (int32_t i = 0; i < ps->n_rows; i++)
         if (ps->rows[i].len) ps->idx[n++] = ps->rows[i].off + ps->rows[i].len - 1;
-    CS_TRY(o->layernorm(e->be, tw, l, CS_LN_1, e->h, e->a, ps->m));
+    CS_TRY(o->layernorm(e->be, tw, l, CS_LN_1, e->h, e->a, ps->m, NULL));
     CS_TRY(o->gemm(e->be, tw, l, CS_W_QKV, CS_EPI_BIAS, e->a, e->qkv, ps->m));
     CS_TRY(o->attention(e->be, tw, e->qkv, e->att, 1));
     CS_TRY(o->gather_rows(e->be, CS_BUF_RESID, e->h, e->h_alt, tower_d(e, tw), ps->idx, n));
     CS_TRY(o->gemm(e->be, tw, l, CS_W_O, CS_EPI_BIAS_RESID, e->att, e->h_alt, n));
-    CS_TRY(o->layernorm(e->be, tw, l, CS_LN_2, e->h_alt, e->a, n));
+    CS_TRY(o->layernorm(e->be, tw, l, CS_LN_2, e->h_alt, e->a, n, NULL));
     return mlp(e, tw, l, e->h_alt, n);
 }
 
@@ -207,7 +207,7 @@ static clipskip_status take_hidden(clipskip_encoder *e, cs_pass *ps, int tw, int
     for (int32_t i = 0; i < ps->n_rows; i++)
         if (ps->rows[i].len && ps->rows[i].hid_depth == l && ps->rows[i].final_ln) any_ln = 1;
     /* One LN over the whole packing: cheaper than a launch per row, a LN is ~1% of a layer. */
-    if (any_ln) CS_TRY(o->layernorm(e->be, tw, 0, CS_LN_FINAL, e->h, e->a, ps->m));
+    if (any_ln) CS_TRY(o->layernorm(e->be, tw, 0, CS_LN_FINAL, e->h, e->a, ps->m, NULL));
     size_t row_elems = (size_t)CLIPSKIP_CONTEXT * d, esz = cs_dtype_size(ps->out_dtype);
     /* One download per run of rows that sit back to back both in the packing and in the
      * output (the usual case: the whole batch in one copy, not one per prompt). */
@@ -238,17 +238,18 @@ static clipskip_status take_hidden(clipskip_encoder *e, cs_pass *ps, int tw, int
 }
 
 /* Pooled (n, D) and text_embeds (n, E) of all rows (every row is active at depth L when
- * pooled output is asked). src: rows already gathered (last-only layer) or NULL to gather
- * each row's EOS from h. */
+ * pooled output is asked). gathered: the last-only layer left the EOS rows in h_alt; else the
+ * final LN reads each row's EOS from h in place (one launch, no gather). */
 static clipskip_status take_pooled(clipskip_encoder *e, cs_pass *ps, int tw, int gathered) {
     const cs_backend_ops *o = e->ops;
     const cs_tower *t = &e->model->towers[tw];
     int32_t d = t->info.d_model, n = ps->n_rows;
-    if (!gathered) {
+    if (gathered) {
+        CS_TRY(o->layernorm(e->be, tw, 0, CS_LN_FINAL, e->h_alt, e->a, n, NULL));
+    } else {
         for (int32_t i = 0; i < n; i++) ps->idx[i] = ps->rows[i].off + ps->rows[i].eos;
-        CS_TRY(o->gather_rows(e->be, CS_BUF_RESID, e->h, e->h_alt, tower_d(e, tw), ps->idx, n));
+        CS_TRY(o->layernorm(e->be, tw, 0, CS_LN_FINAL, e->h, e->a, n, ps->idx));
     }
-    CS_TRY(o->layernorm(e->be, tw, 0, CS_LN_FINAL, e->h_alt, e->a, n));
     if (ps->pooled)
         CS_TRY(o->download(e->be, CS_BUF_ACT, e->a, 0, (size_t)n * d, ps->pooled, ps->out_dtype));
     if (ps->embeds) {

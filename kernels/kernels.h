@@ -51,8 +51,10 @@ cudaError_t cs_k_embed(float *h, const void *tok_emb, clipskip_dtype tok_dtype,
                        int32_t d, cudaStream_t stream);
 
 /* out(m, d) ACT = (in - mean) * rstd * gamma + beta per row, fp32 statistics (two passes:
- * mean, then centred variance). in (m, d) fp32; gamma, beta (d) fp32. d % 4 == 0. */
-cudaError_t cs_k_layernorm(void *out, clipskip_dtype out_dtype, const float *in,
+ * mean, then centred variance). in fp32; gamma, beta (d) fp32. d % 4 == 0. Row i of out comes
+ * from row i of in, or from row rows[i] when rows (m device int32, checked by the caller) is
+ * given: the final LN of the pooled output reads each sequence's EOS row in place, no gather. */
+cudaError_t cs_k_layernorm(void *out, clipskip_dtype out_dtype, const float *in, const int32_t *rows,
                            const float *gamma, const float *beta, int32_t m, int32_t d, float eps,
                            cudaStream_t stream);
 

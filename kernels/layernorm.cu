@@ -17,15 +17,16 @@ __device__ __forceinline__ void ln_store4(T *o, float a, float b, float c, float
 
 template <typename T>
 static __global__ void __launch_bounds__(LN_ROWS * 32)
-    layernorm_kernel(T *out, const float *in, const float *gamma, const float *beta, int32_t m,
-                     int32_t d, float eps) {
+    layernorm_kernel(T *out, const float *in, const int32_t *rows, const float *gamma,
+                     const float *beta, int32_t m, int32_t d, float eps) {
     cs_pdl_wait();
     cs_pdl_trigger();
     const int lane = threadIdx.x & 31;
     const size_t row = (size_t)blockIdx.x * LN_ROWS + (threadIdx.x >> 5);
     if (row >= (size_t)m) return;
     const int nv = d >> 2;
-    const float4 *x = reinterpret_cast<const float4 *>(in + row * d);
+    const size_t src = rows ? (size_t)rows[row] : row;
+    const float4 *x = reinterpret_cast<const float4 *>(in + src * d);
     float4 v[LN_MAX_V];
     float sum = 0.0f;
 #pragma unroll
@@ -61,16 +62,16 @@ static __global__ void __launch_bounds__(LN_ROWS * 32)
 }
 
 extern "C" cudaError_t cs_k_layernorm(void *out, clipskip_dtype out_dtype, const float *in,
-                                      const float *gamma, const float *beta, int32_t m,
-                                      int32_t d, float eps, cudaStream_t stream) {
+                                      const int32_t *rows, const float *gamma, const float *beta,
+                                      int32_t m, int32_t d, float eps, cudaStream_t stream) {
     if (m < 0 || d <= 0 || d % 4 || d > LN_MAX_V * 128) return cudaErrorInvalidValue;
     if (m == 0) return cudaSuccess;
     const unsigned blocks = cs_div_up((size_t)m, LN_ROWS);
     if (out_dtype == CLIPSKIP_DTYPE_F16)
         return cs_launch(layernorm_kernel<__half>, dim3(blocks), dim3(LN_ROWS * 32), 0, stream,
-                         static_cast<__half *>(out), in, gamma, beta, m, d, eps);
+                         static_cast<__half *>(out), in, rows, gamma, beta, m, d, eps);
     if (out_dtype == CLIPSKIP_DTYPE_BF16)
         return cs_launch(layernorm_kernel<__nv_bfloat16>, dim3(blocks), dim3(LN_ROWS * 32), 0, stream,
-                         static_cast<__nv_bfloat16 *>(out), in, gamma, beta, m, d, eps);
+                         static_cast<__nv_bfloat16 *>(out), in, rows, gamma, beta, m, d, eps);
     return cudaErrorInvalidValue;
 }

@@ -290,7 +290,7 @@ static void att_fn(void *p) {
 typedef struct { void *out; float *in, *g, *b; int m; } ln_ctx;
 static void ln_fn(void *p) {
     ln_ctx *l = (ln_ctx *)p;
-    CU(cs_k_layernorm(l->out, CLIPSKIP_DTYPE_F16, l->in, l->g, l->b, l->m, 768, 1e-5f, g_s));
+    CU(cs_k_layernorm(l->out, CLIPSKIP_DTYPE_F16, l->in, NULL, l->g, l->b, l->m, 768, 1e-5f, g_s));
 }
 
 static void bench_small_ops(int b) {
@@ -481,11 +481,11 @@ void bench_stack(int b, int k_chunk, int pdl) {
     cs_k_set_pdl(pdl);
     CU(cudaStreamBeginCapture(g_s, cudaStreamCaptureModeThreadLocal));
     for (int l = 0; l < NL; l++) {
-        CU(cs_k_layernorm(a, dt, h, w[l].g1, w[l].be1, m, d, 1e-5f, g_s));
+        CU(cs_k_layernorm(a, dt, h, NULL, w[l].g1, w[l].be1, m, d, 1e-5f, g_s));
         gemm({a, w[l].wqkv, w[l].bqkv, qkv, m, 3 * d, d, dt, CS_K_EPI_BIAS, CLIPSKIP_ACT_QUICK_GELU});
         CU(cs_k_attention(att, qkv, off, b, 12, d, 0.125f, 0, dt, g_s));
         gemm({att, w[l].wo, w[l].bo, h, m, d, d, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU});
-        CU(cs_k_layernorm(a, dt, h, w[l].g2, w[l].be2, m, d, 1e-5f, g_s));
+        CU(cs_k_layernorm(a, dt, h, NULL, w[l].g2, w[l].be2, m, d, 1e-5f, g_s));
         gemm({a, w[l].w1, w[l].b1, mid, m, f, d, dt, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_QUICK_GELU});
         gemm({mid, w[l].w2, w[l].b2, h, m, d, f, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU});
     }

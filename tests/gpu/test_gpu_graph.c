@@ -25,7 +25,7 @@ static int run_region(cs_backend *g, const cs_graph_key *key, region_bufs *b) {
         return r;
     }
     if (r == 0) {
-        CHECK_OK(GPU->layernorm(g, 0, 0, CS_LN_1, b->h, b->a, b->m));
+        CHECK_OK(GPU->layernorm(g, 0, 0, CS_LN_1, b->h, b->a, b->m, NULL));
         CHECK_OK(GPU->gemm(g, 0, 0, CS_W_QKV, CS_EPI_BIAS, b->a, b->qkv, b->m));
         CHECK_OK(GPU->attention(g, 0, b->qkv, b->att, 0));
         CHECK_OK(GPU->gemm(g, 0, 0, CS_W_O, CS_EPI_BIAS_RESID, b->att, b->h, b->m));

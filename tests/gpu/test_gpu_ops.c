@@ -133,21 +133,33 @@ static void test_embed(pair *p, int32_t m) {
     free(pos);
 }
 
-static void test_layernorm(pair *p, int32_t m, cs_ln_id which) {
+/* LN of every row, or (gathered) of rows idx[i] read in place, as the pooled output's final
+ * LN reads the EOS rows: out has n = m / 2 + 1 rows then, idx random with the last row in it. */
+static void test_layernorm(pair *p, int32_t m, cs_ln_id which, int gathered) {
     const size_t d = (size_t)p->d;
-    bufpair in = bp_alloc(p, CS_BUF_RESID, (size_t)m, d), out = bp_alloc(p, CS_BUF_ACT, (size_t)m, d);
+    const int32_t n = gathered ? (m > 1 ? m / 2 + 1 : 1) : m;
+    bufpair in = bp_alloc(p, CS_BUF_RESID, (size_t)m, d), out = bp_alloc(p, CS_BUF_ACT, (size_t)n, d);
     float *v = malloc((size_t)m * d * sizeof(float));
     for (int32_t r = 0; r < m; r++) tm_fill(v + r * d, d, 2.0f, tm_uniform(4.0f)); /* row offsets */
+    int32_t *idx = NULL;
+    if (gathered) {
+        idx = malloc((size_t)n * sizeof(int32_t));
+        for (int32_t i = 0; i < n; i++) idx[i] = tm_int(m);
+        idx[n - 1] = m - 1;
+    }
     bp_put(p, &in, v);
     bp_poison(p, &out);
     const int layer = p->n_layers - 1;
-    CHECK_OK(CPU->layernorm(p->cpu, 0, layer, which, in.c, out.c, m));
-    CHECK_OK(GPU->layernorm(p->gpu, 0, layer, which, in.g, out.g, m));
+    CHECK_OK(CPU->layernorm(p->cpu, 0, layer, which, in.c, out.c, n, idx));
+    CHECK_OK(GPU->layernorm(p->gpu, 0, layer, which, in.g, out.g, n, idx));
     static const char *names[3] = {"layernorm ln1", "layernorm ln2", "layernorm final"};
-    bp_compare(p, &out, names[which], m, TOL_ACT, NULL);
+    char what[64];
+    snprintf(what, sizeof what, "%s%s", names[which], gathered ? " of rows idx" : "");
+    bp_compare(p, &out, what, n, TOL_ACT, NULL);
     bp_free(p, &in);
     bp_free(p, &out);
     free(v);
+    free(idx);
 }
 
 static void test_gemm(pair *p, int32_t m, cs_weight_id w, cs_epilogue epi) {
@@ -252,7 +264,8 @@ static void test_pass(pair *p, const int32_t *len, int32_t n_seq) {
     int32_t m = 0;
     for (int i = 0; i < n_seq; i++) m += len[i];
     test_embed(p, m);
-    for (int w = 0; w < 3; w++) test_layernorm(p, m, (cs_ln_id)w);
+    for (int w = 0; w < 3; w++) test_layernorm(p, m, (cs_ln_id)w, 0);
+    test_layernorm(p, m, CS_LN_FINAL, 1);
     test_gemm(p, m, CS_W_QKV, CS_EPI_BIAS);
     test_gemm(p, m, CS_W_O, CS_EPI_BIAS_RESID);
     test_gemm(p, m, CS_W_FC1, CS_EPI_BIAS_ACT);
