@@ -82,6 +82,9 @@ struct Block {
     size_t dyn_bytes;
     bool synced;   /* some thread synchronized in this launch */
     bool direct;   /* running without fibers */
+    ~Block() {
+        for (char *p : stacks) free(p);
+    }
 } B;
 
 uint3 g_direct_tid;
