@@ -69,6 +69,7 @@ __device__ __forceinline__ float cs_warp_sum(float v) {
 /* ---- PTX wrappers (sm_80+); under CS_EMU (tests/emu: the CPU emulator) the emulator's. */
 #ifdef CS_EMU
 #include <type_traits>
+__device__ __forceinline__ uint32_t cs_smem_addr(const void *p) { return cs_emu_smem_addr(p); }
 __device__ __forceinline__ void cs_cp_async16(void *smem, const void *gmem, int src_bytes) {
     cs_emu_cp_async16(smem, gmem, src_bytes);
 }

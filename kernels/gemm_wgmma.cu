@@ -49,7 +49,7 @@ static __global__ void __launch_bounds__(WG_THREADS, 1) wg_gemm_kernel(cs_k_gemm
     constexpr int PD = STAGES - 1 - DEPTH; /* prefetch distance in k-tiles */
     constexpr int ND = BN / 2;             /* accumulators per thread */
     static_assert(PD >= 1, "pipeline too shallow for the wgmma depth");
-    extern __shared__ unsigned char wg_smem_raw[];
+    CS_DYN_SMEM(wg_smem_raw, 16);
     /* the 128-byte swizzle is anchored to 1024-byte address boundaries */
     const uint32_t raw = cs_smem_addr(wg_smem_raw);
     unsigned char *base = wg_smem_raw + ((1024 - (raw & 1023)) & 1023);
@@ -76,7 +76,7 @@ static __global__ void __launch_bounds__(WG_THREADS, 1) wg_gemm_kernel(cs_k_gemm
     for (int kt = 0; kt < KT; kt++) {
         cs_cp_async_wait<PD - 1>(); /* this thread's part of k-tile kt has landed */
         /* cp.async wrote through the generic proxy; wgmma reads through the async proxy */
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        wg_fence_proxy_async();
         __syncthreads(); /* tile kt visible to all; the slot refilled below is free everywhere */
         const int nk = kt + PD;
         if (nk < KT) {
@@ -89,7 +89,7 @@ static __global__ void __launch_bounds__(WG_THREADS, 1) wg_gemm_kernel(cs_k_gemm
         const uint32_t tB = cs_smem_addr(sB + (kt % STAGES) * BN * WG_BK);
         wg_ktile<T, BN, DEPTH>(d, tA, tB);
     }
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    wg_wait<0>();
     wg_pin<ND>(d);
     cs_cp_async_wait<0>();
 
@@ -119,8 +119,7 @@ static cudaError_t wg_setup(int usable[CS_K_GEMM_N_TILES]) {
     if (major != 9 || minor != 0) return cudaSuccess; /* sm_90a code runs on 9.0 only */
     int *dflag = NULL, h = 0;
     if ((e = cudaMalloc(&dflag, sizeof(int))) != cudaSuccess) return e;
-    wg_probe<<<1, 1>>>(dflag);
-    e = cudaGetLastError();
+    e = cs_launch_plain(wg_probe, dim3(1), dim3(1), 0, (cudaStream_t)0, dflag);
     if (e == cudaSuccess) e = cudaMemcpy(&h, dflag, sizeof(int), cudaMemcpyDeviceToHost);
     cudaFree(dflag);
     if (e != cudaSuccess || !h) return e;
@@ -151,8 +150,8 @@ static cudaError_t wg_launch(const cs_k_gemm_args *a, cudaStream_t stream) {
     const unsigned gy = cs_div_up((size_t)a->m, WG_BM);
     if (gy > 65535u) return cudaErrorInvalidValue;
     const dim3 grid(cs_div_up((size_t)a->n, BN), gy);
-    wg_gemm_kernel<T, BN, STAGES, DEPTH><<<grid, WG_THREADS, WG_SMEM(BN, STAGES), stream>>>(*a);
-    return cudaGetLastError();
+    return cs_launch_plain(wg_gemm_kernel<T, BN, STAGES, DEPTH>, grid, dim3(WG_THREADS), WG_SMEM(BN, STAGES),
+                           stream, *a);
 }
 
 template <typename T> static cudaError_t wg_dispatch(const cs_k_gemm_args *a, int tile, cudaStream_t stream) {

@@ -37,7 +37,18 @@
 #define WS_STAGE_BYTES(bn) ((WG_BM + (bn)) * WG_BK * 2)
 #define WS_SMEM(bn, st) ((st) * WS_STAGE_BYTES(bn) + 1024)
 
-#if WG_HAVE
+#ifdef CS_EMU /* tests/emu: the emulator's mbarriers and TMA */
+__device__ __forceinline__ void ws_bar_init(uint64_t *bar, unsigned count) { cs_emu_mbar_init(bar, count); }
+__device__ __forceinline__ void ws_bar_expect(uint64_t *bar, unsigned bytes) { cs_emu_mbar_arrive(bar, bytes); }
+__device__ __forceinline__ void ws_bar_arrive(uint64_t *bar) { cs_emu_mbar_arrive(bar, 0); }
+__device__ __forceinline__ void ws_bar_wait(uint64_t *bar, unsigned parity) { cs_emu_mbar_wait(bar, parity); }
+__device__ __forceinline__ void ws_tma_load(void *smem, const CUtensorMap *map, int k, int row, uint64_t *bar) {
+    cs_emu_tma_load_2d(smem, map, k, row, bar);
+}
+__device__ __forceinline__ void ws_bar_init_fence() {}
+__device__ __forceinline__ void ws_regs_producer() {}
+__device__ __forceinline__ void ws_regs_consumer() {}
+#elif WG_HAVE
 __device__ __forceinline__ void ws_bar_init(uint64_t *bar, unsigned count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(cs_smem_addr(bar)), "r"(count) : "memory");
 }
@@ -81,6 +92,14 @@ __device__ __forceinline__ void ws_tma_load(void *smem, const CUtensorMap *map, 
                  "l"(reinterpret_cast<uint64_t>(map)), "r"(k), "r"(row), "r"(cs_smem_addr(bar))
                  : "memory");
 }
+/* the barriers' initial state visible to the TMA unit (async proxy) and to the cluster */
+__device__ __forceinline__ void ws_bar_init_fence() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+/* the producer warpgroup gives registers back; the consumers take them */
+__device__ __forceinline__ void ws_regs_producer() { asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory"); }
+__device__ __forceinline__ void ws_regs_consumer() { asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory"); }
 #endif
 
 template <typename T, int BN, int STAGES>
@@ -89,7 +108,7 @@ static __global__ void __launch_bounds__(WS_THREADS, 1)
                    cs_k_gemm_args a) {
 #if WG_HAVE
     constexpr int ND = BN / 2; /* accumulators per consumer thread */
-    extern __shared__ unsigned char ws_smem_raw[];
+    CS_DYN_SMEM(ws_smem_raw, 16);
     __shared__ __align__(8) uint64_t full[STAGES], empty[STAGES];
     const uint32_t raw = cs_smem_addr(ws_smem_raw);
     unsigned char *base = ws_smem_raw + ((1024 - (raw & 1023)) & 1023);
@@ -104,14 +123,12 @@ static __global__ void __launch_bounds__(WS_THREADS, 1)
             ws_bar_init(&full[s], 1);
             ws_bar_init(&empty[s], 2 * 128);
         }
-        /* the barriers' initial state visible to the TMA unit (async proxy) and to the cluster */
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        ws_bar_init_fence();
     }
     __syncthreads();
 
     if (wgi == 0) { /* producer */
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+        ws_regs_producer();
         if (tid == 0)
             for (int kt = 0; kt < KT; kt++) {
                 const int s = kt % STAGES;
@@ -123,7 +140,7 @@ static __global__ void __launch_bounds__(WS_THREADS, 1)
         return;
     }
 
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+    ws_regs_consumer();
     const int c = wgi - 1, lane = tid & 31, warp = (tid >> 5) & 3;
     /* Fixed split of K (a.k_chunk, BN 128 only: ws_launch refuses it for 256, whose second
      * register set would not fit): d is the running chunk's partial, tot = 0 + the partials
@@ -139,7 +156,7 @@ static __global__ void __launch_bounds__(WS_THREADS, 1)
     for (int kt = 0; kt < KT; kt++) {
         const int s = kt % STAGES;
         if (CHUNKS && kt > 0 && kt % chunk_kt == 0) {
-            asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+            wg_wait<0>();
             wg_pin<ND>(d);
 #pragma unroll
             for (int i = 0; i < (CHUNKS ? ND : 1); i++) {
@@ -153,7 +170,7 @@ static __global__ void __launch_bounds__(WS_THREADS, 1)
         wg_ktile<T, BN, 1>(d, tA, tB); /* returns with tile kt-1's group done */
         if (kt > 0) ws_bar_arrive(&empty[(kt - 1) % STAGES]);
     }
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+    wg_wait<0>();
     wg_pin<ND>(d);
     if (CHUNKS && chunk_kt < KT) /* more than one chunk: the sum of all of them */
 #pragma unroll
@@ -234,8 +251,8 @@ static cudaError_t ws_launch(const cs_k_gemm_args *a, cudaStream_t stream) {
     if (e == cudaSuccess) e = ws_map(&mw, a->w, a->n, a->k, BN, a->dtype);
     if (e != cudaSuccess) return e;
     const dim3 grid(cs_div_up((size_t)a->n, BN), gy);
-    ws_gemm_kernel<T, BN, STAGES><<<grid, WS_THREADS, WS_SMEM(BN, STAGES), stream>>>(mx, mw, *a);
-    return cudaGetLastError();
+    return cs_launch_plain(ws_gemm_kernel<T, BN, STAGES>, grid, dim3(WS_THREADS), WS_SMEM(BN, STAGES), stream,
+                           mx, mw, *a);
 }
 
 template <typename T> static cudaError_t ws_dispatch(const cs_k_gemm_args *a, int tile, cudaStream_t stream) {

@@ -11,7 +11,7 @@
 #define WG_BK 64
 #define WG_THREADS 256
 
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#if (defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)) || defined(CS_EMU)
 #define WG_HAVE 1
 #else
 #define WG_HAVE 0
@@ -27,6 +27,18 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t smem_addr) {
     return d;
 }
 
+#ifdef CS_EMU /* tests/emu: the emulator's wgmma and fences */
+template <typename T, int BN> struct wg_mma {
+    static __device__ __forceinline__ void run(float *d, uint64_t da, uint64_t db) {
+        cs_emu_wgmma(d, da, db, BN, std::is_same<T, __nv_bfloat16>::value);
+    }
+};
+__device__ __forceinline__ void wg_fence() {}
+__device__ __forceinline__ void wg_commit() { cs_emu_wgmma_commit(); }
+template <int N> __device__ __forceinline__ void wg_wait() { cs_emu_wgmma_wait(N); }
+__device__ __forceinline__ void wg_fence_proxy_async() {}
+template <int N> __device__ __forceinline__ void wg_pin(float *) {}
+#else
 template <typename T, int BN> struct wg_mma;
 #if WG_HAVE
 /* one m64nNk16 wgmma, A and B from shared memory (descriptors), fp32 accumulators in d */
@@ -91,6 +103,18 @@ template <int N> __device__ __forceinline__ void wg_pin(float *d) {
 #pragma unroll
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
 }
+#if WG_HAVE
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wg_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* generic-proxy writes (cp.async, st.shared) made visible to the async proxy (wgmma, TMA) */
+__device__ __forceinline__ void wg_fence_proxy_async() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+#endif
+#endif /* CS_EMU */
 
 #if WG_HAVE
 /* One 64-deep k-tile of a warpgroup: its four k-steps of 16 as one wgmma group, then wait until
@@ -99,11 +123,11 @@ template <int N> __device__ __forceinline__ void wg_pin(float *d) {
 template <typename T, int BN, int DEPTH>
 __device__ __forceinline__ void wg_ktile(float *d, uint32_t tA, uint32_t tB) {
     wg_pin<BN / 2>(d);
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+    wg_fence();
 #pragma unroll
     for (int kk = 0; kk < WG_BK / 16; kk++) wg_mma<T, BN>::run(d, wg_desc(tA + kk * 32), wg_desc(tB + kk * 32));
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(DEPTH) : "memory");
+    wg_commit();
+    wg_wait<DEPTH>();
     wg_pin<BN / 2>(d);
 }
 #endif

@@ -7,8 +7,9 @@
  * Emulated instructions (emu_kernel.cpp): mma.sync m16n8k16 (f16, bf16; fp32 accumulators),
  * ldmatrix x4 (plain and .trans), cp.async 16 B with commit/wait groups (the copy lands only at
  * the wait that retires its group, so a read before the wait sees stale shared memory), warp
- * shuffles, __syncwarp, __syncthreads. Not emulated: wgmma, TMA, mbarriers (sm_90a files are
- * not built here), PDL (its instructions are no-ops below sm_90 anyway). */
+ * shuffles, __syncwarp, __syncthreads; and sm_90a's wgmma (m64nNk16, shared-memory descriptors
+ * with the 128-byte swizzle), mbarriers and 2-D TMA loads, as far as kernels/gemm_wgmma*.cu use
+ * them. Not emulated: PDL's instructions (no-ops here), setmaxnreg, proxy fences (no-ops). */
 #ifndef CS_EMU_CUDA_EMU_H
 #define CS_EMU_CUDA_EMU_H
 
@@ -89,6 +90,20 @@ void cs_emu_cp_async_wait(int n);
 void cs_emu_ldmatrix_x4(uint32_t r[4], const void *smem, int trans);
 void cs_emu_mma16816(float d[4], const uint32_t a[4], const uint32_t b[2], int bf16);
 void *cs_emu_dyn_smem(void);
+
+/* ---- sm_90 (kernels/wgmma.cuh, gemm_wgmma*.cu). Shared addresses are offsets into the
+ * block's dynamic shared memory. A wgmma is queued by each of the 128 threads of its warpgroup
+ * and computed at the wgmma.wait_group that retires its group (reading shared memory then);
+ * a TMA box lands, and completes its bytes on the mbarrier, only when no thread can make
+ * progress otherwise (the latest moment); a spinning mbarrier wait yields. */
+uint32_t cs_emu_smem_addr(const void *p);
+void cs_emu_wgmma(float *d, uint64_t desc_a, uint64_t desc_b, int n, int bf16);
+void cs_emu_wgmma_commit(void);
+void cs_emu_wgmma_wait(int n);
+void cs_emu_mbar_init(uint64_t *bar, unsigned count);
+void cs_emu_mbar_arrive(uint64_t *bar, unsigned expect_tx_bytes); /* 0: a plain arrive */
+void cs_emu_mbar_wait(uint64_t *bar, unsigned parity);
+void cs_emu_tma_load_2d(void *smem, const void *tensor_map, int c0, int c1, uint64_t *bar);
 
 /* ---- launch: fn runs once per thread of each block of grid; queued on stream s like a
  * kernel (stream order, graph capture). kernel: the kernel's address (its identity for

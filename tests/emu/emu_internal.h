@@ -10,6 +10,11 @@ void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
                      const std::function<void()> &fn);
 /* A kernel did something a GPU would fault on: prints the first few, makes e sticky. */
 void cs_emu_fault(cudaError_t e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The device's opt-in shared memory per block, by its compute capability (CS_EMU_CC): 227 KB
+ * for 9.0, 163 KB for 8.0, 99 KB for 8.6/8.9. */
+size_t cs_emu_smem_optin(void);
+/* 1 once a kernel has faulted (the error is sticky). */
+int cs_emu_faulted(void);
 /* Whether [p, p + n) lies inside one live cudaMalloc allocation. */
 int cs_emu_in_device_alloc(const void *p, size_t n);
 

@@ -5,6 +5,9 @@
  * to arrive computes the collective for all lanes. Blocks run one after another in a shuffled
  * order (CS_EMU_SEED), so a kernel that depends on block order shows it.
  *
+ * cp.async and TMA data land either at issue or as late as allowed (the wait that retires the
+ * group; for TMA, when no thread can progress otherwise), chosen at random per copy.
+ *
  * Checked as a GPU would fault (cs_emu_fault, sticky like a device error): cp.async sources
  * outside every cudaMalloc allocation or misaligned, misaligned ldmatrix rows, dynamic shared
  * memory over the kernel's limit, a warp whose lanes reach different collectives, deadlock.
@@ -42,6 +45,7 @@ dim3 cs_emu_block_dim, cs_emu_grid_dim;
 namespace {
 
 enum { ST_RUN, ST_WAIT, ST_DONE };
+enum { W_BLOCK = 1, W_WARP, W_WG }; /* what a waiting thread waits for */
 enum { C_SYNCWARP = 1, C_SHFL, C_LDM, C_LDMT, C_MMA_F16, C_MMA_BF16 };
 
 struct Pending {
@@ -54,7 +58,9 @@ struct Pending {
 struct Thread {
     void *sp; /* saved stack pointer while switched out */
     uint3 tid;
-    int warp, lane, state;
+    int warp, lane, state, waitk;
+    unsigned wg_group; /* wgmma: committed groups */
+    size_t wg_nop;     /* wgmma: ops this thread issued */
     unsigned group; /* cp.async: the open (uncommitted) group's number */
     std::vector<Pending> cp;
 };
@@ -69,11 +75,40 @@ struct Warp {
     uint64_t out[32][4];
 };
 
+/* one m64nNk16 wgmma of a warpgroup, queued until a wait_group retires its group */
+struct WgOp {
+    uint64_t da, db;
+    int n, bf16, filled;
+    unsigned group;
+    float *d[128];
+};
+struct WGroup {
+    int alive, arrived;
+    std::vector<WgOp> ops;
+    size_t done;
+};
+struct Mbar {
+    unsigned expected;
+    int pending;
+    long long tx;
+    unsigned phase;
+};
+struct Tma {
+    unsigned char *dst;
+    uint64_t map[16];
+    int c0, c1;
+    uint64_t *bar;
+};
+
 const size_t STACK_BYTES = 256 * 1024;
 
 struct Block {
     std::vector<Thread> t;
     std::vector<Warp> w;
+    std::vector<WGroup> g;
+    std::map<uint64_t *, Mbar> bars;
+    std::vector<Tma> tma;
+    bool spun; /* the thread just run only spun on an mbarrier */
     std::vector<char *> stacks;
     int alive, arrived, cur;
     void *sched_sp;
@@ -91,12 +126,16 @@ uint3 g_direct_tid;
 std::map<const void *, bool> g_syncs; /* kernel -> synchronized in its first launch */
 
 Thread &cur() { return B.t[B.cur]; }
+uint64_t rng_next();
+/* An async copy (cp.async, TMA) lands at once or as late as allowed, at random: late shows a
+ * read before the wait, early shows a slot refilled while something still reads it. */
+bool land_early() { return (rng_next() >> 17) & 1; }
 
 void yield_to_scheduler() { cs_emu_switch(&cur().sp, B.sched_sp); }
 
 void release_block() {
     for (Thread &t : B.t)
-        if (t.state == ST_WAIT) t.state = ST_RUN;
+        if (t.state == ST_WAIT && t.waitk == W_BLOCK) t.state = ST_RUN;
     B.arrived = 0;
 }
 
@@ -184,7 +223,8 @@ void compute_warp(Warp &w, int first_lane) {
     }
     for (int l = 0; l < 32; l++) {
         const int i = first_lane + l;
-        if (i < (int)B.t.size() && B.t[i].state == ST_WAIT) B.t[i].state = ST_RUN;
+        if (i < (int)B.t.size() && B.t[i].state == ST_WAIT && B.t[i].waitk == W_WARP)
+            B.t[i].state = ST_RUN;
     }
     w.arrived = 0;
     w.kind = 0;
@@ -214,6 +254,7 @@ void warp_arrive(int kind) {
         return;
     }
     t.state = ST_WAIT;
+    t.waitk = W_WARP;
     yield_to_scheduler();
 }
 
@@ -231,6 +272,8 @@ void cp_complete(Thread &t, unsigned below) {
     t.cp.resize(keep);
 }
 
+void wg_release(int gi);
+
 void thread_exit() {
     Thread &t = cur();
     cp_complete(t, ~0u); /* outstanding copies still land */
@@ -241,6 +284,9 @@ void thread_exit() {
         Warp &w = B.w[t.warp];
         w.alive--;
         if (w.arrived && w.arrived == w.alive) compute_warp(w, t.warp * 32);
+        WGroup &g = B.g[t.warp / 4];
+        g.alive--;
+        if (g.arrived && g.arrived == g.alive) wg_release(t.warp / 4);
     }
 }
 
@@ -261,6 +307,8 @@ void *fiber_init(char *stack) {
     return sp;
 }
 
+void tma_complete_all();
+
 void run_block_fibers(dim3 block) {
     const int n = (int)(block.x * block.y * block.z);
     for (int i = 0; i < n; i++) {
@@ -270,7 +318,10 @@ void run_block_fibers(dim3 block) {
         t.warp = i / 32;
         t.lane = i % 32;
         t.state = ST_RUN;
+        t.waitk = 0;
         t.group = 0;
+        t.wg_group = 0;
+        t.wg_nop = 0;
         t.cp.clear();
         t.sp = fiber_init(B.stacks[i]);
     }
@@ -279,6 +330,14 @@ void run_block_fibers(dim3 block) {
         B.w[k].arrived = 0;
         B.w[k].kind = 0;
     }
+    for (size_t k = 0; k < B.g.size(); k++) {
+        B.g[k].alive = n - 128 * (int)k < 128 ? n - 128 * (int)k : 128;
+        B.g[k].arrived = 0;
+        B.g[k].ops.clear();
+        B.g[k].done = 0;
+    }
+    B.bars.clear();
+    B.tma.clear();
     B.alive = n;
     B.arrived = 0;
     for (;;) {
@@ -286,10 +345,15 @@ void run_block_fibers(dim3 block) {
         for (int i = 0; i < n; i++)
             if (B.t[i].state == ST_RUN) {
                 B.cur = i;
+                B.spun = false;
                 cs_emu_switch(&B.sched_sp, B.t[i].sp);
-                ran = true;
+                ran |= !B.spun;
             }
         if (B.alive == 0) return;
+        if (!ran && !B.tma.empty()) { /* only spinners left: the TMA loads land now */
+            tma_complete_all();
+            continue;
+        }
         if (!ran) {
             int waiting = 0;
             for (int i = 0; i < n; i++) waiting += B.t[i].state == ST_WAIT;
@@ -345,6 +409,7 @@ void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
     if (!B.direct)
         while (B.stacks.size() < n) B.stacks.push_back(static_cast<char *>(malloc(STACK_BYTES)));
     B.w.resize((n + 31) / 32);
+    B.g.resize((n + 127) / 128);
     B.fn = &fn;
     B.synced = false;
     std::vector<unsigned char> dyn(smem + 16);
@@ -382,6 +447,7 @@ void cs_emu_syncthreads(void) {
         return;
     }
     cur().state = ST_WAIT;
+    cur().waitk = W_BLOCK;
     yield_to_scheduler();
 }
 
@@ -443,6 +509,12 @@ void cs_emu_cp_async16(void *smem, const void *gmem, int src_bytes) {
         return;
     }
     t.cp.push_back(Pending{smem, gmem, src_bytes, t.group});
+    if (land_early()) {
+        Pending p = t.cp.back();
+        t.cp.pop_back();
+        if (p.bytes) memcpy(p.dst, p.src, (size_t)p.bytes);
+        memset(static_cast<char *>(p.dst) + p.bytes, 0, (size_t)(16 - p.bytes));
+    }
 }
 
 void cs_emu_cp_async_commit(void) { cur().group++; }
@@ -451,4 +523,221 @@ void cs_emu_cp_async_wait(int n) {
     Thread &t = cur();
     /* committed groups are 0 .. group-1; all but the newest n are complete after the wait */
     cp_complete(t, t.group >= (unsigned)n ? t.group - (unsigned)n : 0);
+}
+
+/* ---- sm_90: wgmma, mbarriers, TMA */
+
+namespace {
+
+/* the 2-byte element at (row r, k) of a K-major operand with the 128-byte swizzle: rows of 128
+ * bytes, 8-row groups sbo bytes apart; 16-byte chunk bits [4,7) xor'd with row bits [7,10) of the
+ * shared address (the swizzle is anchored to 1024-byte boundaries) */
+uint16_t desc_elem(uint64_t desc, int r, int k) {
+    const uint32_t start = (uint32_t)(desc & 0x3FFF) << 4, sbo = (uint32_t)((desc >> 32) & 0x3FFF) << 4;
+    const uint32_t off = start + (uint32_t)(r / 8) * sbo + (uint32_t)(r % 8) * 128 + (uint32_t)k * 2;
+    const uint32_t phys = off ^ (((off >> 7) & 7) << 4);
+    if (phys + 2 > B.dyn_bytes) {
+        cs_emu_fault(cudaErrorIllegalAddress, "wgmma: operand byte %u past the %zu bytes of shared memory",
+                     phys, B.dyn_bytes);
+        return 0;
+    }
+    uint16_t v;
+    memcpy(&v, B.dyn + phys, 2);
+    return v;
+}
+
+/* d += A(64 x 16) B(n x 16)^T for the 128 threads: thread t (warp w = t/32, lane l) holds
+ * d[4j + 2i + e] = D[16w + l/4 + 8i][8j + 2(l%4) + e]; each product added in increasing k, as
+ * do_mma does, so the bits match the mma.sync tiles. */
+void wgmma_exec(const WgOp &op) {
+    if ((op.da >> 62) != 1 || (op.db >> 62) != 1) {
+        cs_emu_fault(cudaErrorIllegalInstruction, "wgmma: only the 128-byte swizzle is emulated");
+        return;
+    }
+    const float *cv = op.bf16 ? g_bf16 : g_f16;
+    static float A[64][16], Bm[256][16];
+    for (int r = 0; r < 64; r++)
+        for (int k = 0; k < 16; k++) A[r][k] = cv[desc_elem(op.da, r, k)];
+    for (int c = 0; c < op.n; c++)
+        for (int k = 0; k < 16; k++) Bm[c][k] = cv[desc_elem(op.db, c, k)];
+    for (int t = 0; t < 128; t++) {
+        float *d = op.d[t];
+        if (!d) continue;
+        const int w = t / 32, l = t % 32;
+        for (int j = 0; j < op.n / 8; j++)
+            for (int e4 = 0; e4 < 4; e4++) {
+                const int r = 16 * w + l / 4 + 8 * (e4 >> 1), c = 8 * j + 2 * (l % 4) + (e4 & 1);
+                float acc = d[4 * j + e4];
+                for (int k = 0; k < 16; k++) acc += A[r][k] * Bm[c][k];
+                d[4 * j + e4] = acc;
+            }
+    }
+}
+
+/* The last thread of a warpgroup at wgmma.wait_group: run the retired groups, free the others. */
+unsigned g_wait_keep;
+void wg_release(int gi) {
+    WGroup &g = B.g[gi];
+    unsigned committed = 0;
+    for (int i = 0; i < 128; i++) {
+        const int ti = gi * 128 + i;
+        if (ti < (int)B.t.size() && B.t[ti].state != ST_DONE) committed = B.t[ti].wg_group;
+    }
+    const unsigned below = committed >= g_wait_keep ? committed - g_wait_keep : 0;
+    while (g.done < g.ops.size() && g.ops[g.done].group < below) {
+        const WgOp &op = g.ops[g.done++];
+        if (op.filled != g.alive)
+            cs_emu_fault(cudaErrorIllegalInstruction, "wgmma issued by %d of the warpgroup's %d threads",
+                         op.filled, g.alive);
+        wgmma_exec(op);
+    }
+    for (int i = 0; i < 128; i++) {
+        const int ti = gi * 128 + i;
+        if (ti < (int)B.t.size() && B.t[ti].state == ST_WAIT && B.t[ti].waitk == W_WG) B.t[ti].state = ST_RUN;
+    }
+    g.arrived = 0;
+}
+
+void mbar_check(uint64_t *bar, Mbar &m) {
+    if (m.pending < 0)
+        cs_emu_fault(cudaErrorIllegalInstruction, "mbarrier %p: more arrivals than its count %u", (void *)bar,
+                     m.expected);
+    if (m.pending == 0 && m.tx == 0) { /* the phase completes */
+        m.phase ^= 1u;
+        m.pending = (int)m.expected;
+    }
+}
+
+Mbar *mbar_of(uint64_t *bar, const char *op) {
+    auto it = B.bars.find(bar);
+    if (it == B.bars.end()) {
+        cs_emu_fault(cudaErrorIllegalInstruction, "%s on mbarrier %p before its init", op, (void *)bar);
+        return nullptr;
+    }
+    return &it->second;
+}
+
+void tma_land(const Tma &q) {
+    const unsigned char *g = reinterpret_cast<const unsigned char *>(q.map[0]);
+    const uint64_t dim0 = q.map[1], dim1 = q.map[2], stride = q.map[3], box0 = q.map[4], box1 = q.map[5];
+    for (uint64_t r = 0; r < box1; r++)
+        for (uint64_t c = 0; c < box0 / 8; c++) { /* 16-byte chunks of 8 elements */
+            unsigned char chunk[16] = {};
+            const uint64_t row = (uint64_t)q.c1 + r;
+            for (int e = 0; e < 8; e++) {
+                const uint64_t col = (uint64_t)q.c0 + c * 8 + e;
+                if (row < dim1 && col < dim0) { /* past the tensor: zeros */
+                    const unsigned char *src = g + row * stride + col * 2;
+                    if (!cs_emu_in_device_alloc(src, 2)) {
+                        cs_emu_fault(cudaErrorIllegalAddress, "TMA reads %p, outside every allocation",
+                                     (const void *)src);
+                        return;
+                    }
+                    memcpy(chunk + 2 * e, src, 2);
+                }
+            }
+            const uint64_t off = r * 128 + ((c ^ (r % 8)) * 16);
+            memcpy(q.dst + off, chunk, 16);
+        }
+    Mbar *m = mbar_of(q.bar, "TMA complete_tx");
+    if (!m) return;
+    m->tx -= (long long)(box0 * box1 * 2);
+    mbar_check(q.bar, *m);
+}
+
+void tma_complete_all() {
+    std::vector<Tma> q;
+    q.swap(B.tma);
+    for (const Tma &t : q) tma_land(t);
+}
+
+} // namespace
+
+uint32_t cs_emu_smem_addr(const void *p) {
+    const unsigned char *c = static_cast<const unsigned char *>(p);
+    if (c < B.dyn || c > B.dyn + B.dyn_bytes) {
+        cs_emu_fault(cudaErrorInvalidAddressSpace, "shared address of %p: not in the dynamic shared memory", p);
+        return 0;
+    }
+    return (uint32_t)(c - B.dyn);
+}
+
+void cs_emu_wgmma(float *d, uint64_t desc_a, uint64_t desc_b, int n, int bf16) {
+    Thread &t = cur();
+    if (B.direct) return;
+    B.synced = true;
+    WGroup &g = B.g[t.warp / 4];
+    const size_t k = t.wg_nop++;
+    if (k >= g.ops.size()) {
+        WgOp op = {};
+        op.da = desc_a, op.db = desc_b, op.n = n, op.bf16 = bf16, op.group = t.wg_group;
+        g.ops.push_back(op);
+    }
+    WgOp &op = g.ops[k];
+    if (op.da != desc_a || op.db != desc_b || op.n != n || op.group != t.wg_group)
+        cs_emu_fault(cudaErrorIllegalInstruction, "wgmma: the threads of a warpgroup disagree on its operands");
+    const int slot = (int)(&t - &B.t[0]) % 128;
+    if (!op.d[slot]) op.filled++;
+    op.d[slot] = d;
+}
+
+void cs_emu_wgmma_commit(void) { cur().wg_group++; }
+
+void cs_emu_wgmma_wait(int n) {
+    Thread &t = cur();
+    if (B.direct) return;
+    B.synced = true;
+    WGroup &g = B.g[t.warp / 4];
+    g_wait_keep = (unsigned)n;
+    if (++g.arrived == g.alive) {
+        wg_release(t.warp / 4);
+        return;
+    }
+    t.state = ST_WAIT;
+    t.waitk = W_WG;
+    yield_to_scheduler();
+}
+
+void cs_emu_mbar_init(uint64_t *bar, unsigned count) {
+    B.synced = true;
+    B.bars[bar] = Mbar{count, (int)count, 0, 0};
+}
+
+void cs_emu_mbar_arrive(uint64_t *bar, unsigned expect_tx_bytes) {
+    Mbar *m = mbar_of(bar, "arrive");
+    if (!m) return;
+    m->tx += expect_tx_bytes;
+    m->pending--;
+    mbar_check(bar, *m);
+}
+
+void cs_emu_mbar_wait(uint64_t *bar, unsigned parity) {
+    for (;;) {
+        Mbar *m = mbar_of(bar, "try_wait");
+        if (!m || m->phase != (parity & 1u) || cs_emu_faulted()) return;
+        B.spun = true; /* no progress: the scheduler lands TMA loads, or calls it a deadlock */
+        yield_to_scheduler();
+    }
+}
+
+void cs_emu_tma_load_2d(void *smem, const void *tensor_map, int c0, int c1, uint64_t *bar) {
+    B.synced = true;
+    Tma q;
+    memcpy(q.map, tensor_map, sizeof q.map);
+    if (q.map[6] != 0x54454e534f524d41ull) {
+        cs_emu_fault(cudaErrorIllegalInstruction, "TMA with a tensor map the emulator did not encode");
+        return;
+    }
+    q.dst = static_cast<unsigned char *>(smem);
+    const uint32_t off = cs_emu_smem_addr(smem);
+    if (off % 1024 || off + q.map[4] * q.map[5] * 2 > B.dyn_bytes) {
+        cs_emu_fault(cudaErrorMisalignedAddress, "TMA box at shared offset %u: not 1024-aligned or past the end",
+                     off);
+        return;
+    }
+    q.c0 = c0, q.c1 = c1, q.bar = bar;
+    if (land_early())
+        tma_land(q);
+    else
+        B.tma.push_back(q);
 }

@@ -11,6 +11,8 @@
  * One global lock: host threads may call in concurrently. */
 #include "emu_internal.h"
 
+#include <cuda.h>
+
 #include <chrono>
 #include <deque>
 #include <map>
@@ -167,6 +169,13 @@ cudaError_t capture_forbidden(CUstream_st *s) {
 
 } // namespace
 
+int cs_emu_faulted(void) { return g_sticky != cudaSuccess; }
+
+size_t cs_emu_smem_optin(void) {
+    const int cc = (int)env_size("CS_EMU_CC", 90);
+    return cc >= 90 ? 227 * 1024 : cc == 80 ? 163 * 1024 : 99 * 1024;
+}
+
 int cs_emu_in_device_alloc(const void *p, size_t n) {
     auto it = g_allocs.upper_bound((uintptr_t)p);
     if (it == g_allocs.begin()) return 0;
@@ -254,7 +263,7 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev) {
     snprintf(p->name, sizeof p->name, "CUDA emulator on the CPU (clipskip tests/emu)");
     p->totalGlobalMem = mem_cap();
     p->sharedMemPerBlock = 48 * 1024;
-    p->sharedMemPerBlockOptin = 99 * 1024;
+    p->sharedMemPerBlockOptin = cs_emu_smem_optin();
     const int cc = (int)env_size("CS_EMU_CC", 90); /* 90: the PDL host paths run too */
     p->major = cc / 10;
     p->minor = cc % 10;
@@ -588,7 +597,7 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x) {
 
 cudaError_t cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, int value) {
     Lock l(g_mu);
-    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || value > 99 * 1024)
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || (size_t)value > cs_emu_smem_optin())
         return ret(cudaErrorInvalidValue);
     g_smem_limit[func] = value;
     return ret(cudaSuccess);
@@ -598,8 +607,43 @@ cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *at, const void *fun
     (void)func;
     memset(at, 0, sizeof *at);
     at->maxThreadsPerBlock = 1024;
+    at->numRegs = 255; /* the most a thread can have: setmaxnreg's budget check passes */
     at->ptxVersion = (int)env_size("CS_EMU_CC", 90);
     at->binaryVersion = at->ptxVersion;
+    return cudaSuccess;
+}
+
+/* The emulator's cuTensorMapEncodeTiled: 2-D, 2-byte elements, 128-byte swizzle (what
+ * gemm_wgmma_ws.cu asks for); the map keeps what cs_emu_tma_load_2d needs. */
+static CUresult emu_encode_tiled(CUtensorMap *map, CUtensorMapDataType type, cuuint32_t rank, void *global,
+                                 const cuuint64_t *dims, const cuuint64_t *strides, const cuuint32_t *box,
+                                 const cuuint32_t *elem_strides, CUtensorMapInterleave il,
+                                 CUtensorMapSwizzle sw, CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob) {
+    (void)type, (void)il, (void)l2, (void)oob;
+    if (rank != 2 || sw != CU_TENSOR_MAP_SWIZZLE_128B || elem_strides[0] != 1 || elem_strides[1] != 1 ||
+        box[0] * 2 != 128 || box[1] == 0 || box[1] > 256 || (uintptr_t)global % 16 || strides[0] % 16)
+        return CUDA_ERROR_INVALID_VALUE;
+    memset(map, 0, sizeof *map);
+    map->opaque[0] = (uintptr_t)global;
+    map->opaque[1] = dims[0];
+    map->opaque[2] = dims[1];
+    map->opaque[3] = strides[0];
+    map->opaque[4] = box[0];
+    map->opaque[5] = box[1];
+    map->opaque[6] = 0x54454e534f524d41ull; /* marks an encoded map */
+    return CUDA_SUCCESS;
+}
+
+cudaError_t cudaGetDriverEntryPointByVersion(const char *symbol, void **fn, unsigned int version,
+                                             unsigned long long flags,
+                                             enum cudaDriverEntryPointQueryResult *status) {
+    (void)version, (void)flags;
+    *fn = NULL;
+    *status = cudaDriverEntryPointSymbolNotFound;
+    if (!strcmp(symbol, "cuTensorMapEncodeTiled")) {
+        *fn = reinterpret_cast<void *>(&emu_encode_tiled);
+        *status = cudaDriverEntryPointSuccess;
+    }
     return cudaSuccess;
 }
 
