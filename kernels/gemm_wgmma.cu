@@ -8,7 +8,8 @@
  * and BITWISE EQUAL to the mma.sync configurations on all 14 tested shapes/epilogues, f16 and
  * bf16 (HGMMA accumulates each k-step of 16 exactly as HMMA does), so it can be mixed with them
  * without breaking batch invariance. Speed: 0.8-1.3x the mma.sync 128x128k64 tile, far from
- * cuBLASLt. The templated form and the other three variants have NOT run on a GPU. None is
+ * cuBLASLt. The templated form and the other three variants have NOT run on a GPU (on the CPU
+ * emulator, tests/emu: all four bitwise equal to mma.sync). None is
  * picked by cs_k_gemm_pick yet; tests and bench_kernels ask for them by index.
  *
  * Block: BM = 128 rows x BN (128 or 256) columns, 2 warpgroups (256 threads), warpgroup g owns

@@ -3,7 +3,8 @@
  * same k order as gemm.cu and gemm_wgmma.cu (one fp32 accumulator per element fed k = 0, 16,
  * 32, ... in order by m64nBNk16 wgmmas), so the bits match theirs.
  *
- * Status: written 2026-11-27 without a GPU; compiled for sm_90a, NEVER RUN. tests and
+ * Status: written 2026-11-27 without a GPU; compiled for sm_90a, never run on a GPU; on the CPU
+ * emulator (tests/emu, same day) both variants match float64 and mma.sync bitwise. tests and
  * bench_kernels reach it by tile index (CS_K_GEMM_TILE_WGMMA_WS*), check.sh end to end through
  * CLIPSKIP_CUDA_GEMM_LARGE_TILE; nothing picks it by default. CLIPSKIP_CUDA_WGMMA_WS=0 keeps
  * both variants unusable (check.sh sets it when the kernel test fails with them); a barrier
