@@ -355,11 +355,15 @@ void run_block_fibers(dim3 block) {
             continue;
         }
         if (!ran) {
-            int waiting = 0;
-            for (int i = 0; i < n; i++) waiting += B.t[i].state == ST_WAIT;
+            int waiting = 0, spinning = 0;
+            for (int i = 0; i < n; i++) {
+                waiting += B.t[i].state == ST_WAIT;
+                spinning += B.t[i].state == ST_RUN;
+            }
             cs_emu_fault(cudaErrorLaunchTimeout,
-                         "deadlock in block (%u,%u,%u): %d threads wait, none can run",
-                         cs_emu_block_idx.x, cs_emu_block_idx.y, cs_emu_block_idx.z, waiting);
+                         "deadlock in block (%u,%u,%u): %d threads wait at a barrier or collective, "
+                         "%d spin on an mbarrier, none can progress",
+                         cs_emu_block_idx.x, cs_emu_block_idx.y, cs_emu_block_idx.z, waiting, spinning);
             return;
         }
     }
@@ -429,6 +433,7 @@ void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
             run_block_direct(block);
         else
             run_block_fibers(block);
+        if (cs_emu_faulted()) break; /* the launch has failed: its other blocks would only add noise */
     }
     if (known == g_syncs.end()) g_syncs[kernel] = B.synced;
 }
