@@ -428,7 +428,21 @@ static clipskip_status cu_embed(cs_backend *be, int tower, const int32_t *ids, c
     return CLIPSKIP_OK;
 }
 
-static int64_t cu_rows_from(const cs_backend *be, const void *p, size_t row_bytes);
+/* Rows available from p to the end of its registry buffer (-1: not a registry buffer). */
+static int64_t cu_rows_from(const cs_backend *be, const void *p, size_t row_bytes) {
+    const cs_cu_alloc *a = cs_cu_find_alloc(be, p);
+    if (!a) return -1;
+    return (int64_t)((size_t)(a->ptr + a->bytes - (const char *)p) / row_bytes);
+}
+
+/* Every idx[i] names a row of a source holding src_rows rows (-1: unknown, only >= 0 checked). */
+static clipskip_status cu_check_rows(const char *op, const int32_t *idx, int32_t n, int64_t src_rows) {
+    for (int32_t i = 0; i < n; i++)
+        if (idx[i] < 0 || (src_rows >= 0 && idx[i] >= src_rows))
+            return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: %s: idx[%d] = %d outside 0..%lld", op, i,
+                           idx[i], (long long)src_rows - 1);
+    return CLIPSKIP_OK;
+}
 
 static clipskip_status cu_layernorm(cs_backend *be, int tower, int layer, cs_ln_id which,
                                     const void *in, void *out, int32_t m, const int32_t *idx) {
@@ -450,11 +464,7 @@ static clipskip_status cu_layernorm(cs_backend *be, int tower, int layer, cs_ln_
     cs_cu_graph_note(be, out);
     const int32_t *d_idx = NULL;
     if (idx && m > 0) {
-        const int64_t in_rows = cu_rows_from(be, in, (size_t)t->d * sizeof(float));
-        for (int32_t i = 0; i < m; i++)
-            if (idx[i] < 0 || (in_rows >= 0 && idx[i] >= in_rows))
-                return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: layernorm: idx[%d] = %d outside 0..%lld",
-                               i, idx[i], (long long)in_rows - 1);
+        CS_TRY(cu_check_rows("layernorm", idx, m, cu_rows_from(be, in, (size_t)t->d * sizeof(float))));
         CS_TRY(cs_cu_put_ints(be, &be->st_idx, idx, (size_t)m, &d_idx));
     }
     CU_TRY(be, cs_k_layernorm(out, be->cdt, in, d_idx, g, b, m, t->d, CU_LN_EPS, be->stream));
@@ -516,13 +526,6 @@ static clipskip_status cu_attention(cs_backend *be, int tower, const void *qkv, 
     return CLIPSKIP_OK;
 }
 
-/* Rows available from p to the end of its registry buffer (-1: not a registry buffer). */
-static int64_t cu_rows_from(const cs_backend *be, const void *p, size_t row_bytes) {
-    const cs_cu_alloc *a = cs_cu_find_alloc(be, p);
-    if (!a) return -1;
-    return (int64_t)((size_t)(a->ptr + a->bytes - (const char *)p) / row_bytes);
-}
-
 static clipskip_status cu_gather_rows(cs_backend *be, cs_buf_kind kind, const void *src, void *dst,
                                       int32_t width, const int32_t *idx, int32_t n) {
     if (n < 0 || width <= 0)
@@ -533,10 +536,7 @@ static clipskip_status cu_gather_rows(cs_backend *be, cs_buf_kind kind, const vo
     if (dst_rows >= 0 && dst_rows < n)
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: gather_rows: %d rows into a buffer of %lld",
                        n, (long long)dst_rows);
-    for (int32_t i = 0; i < n; i++)
-        if (idx[i] < 0 || (src_rows >= 0 && idx[i] >= src_rows))
-            return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: gather_rows: idx[%d] = %d outside 0..%lld",
-                           i, idx[i], (long long)src_rows - 1);
+    CS_TRY(cu_check_rows("gather_rows", idx, n, src_rows));
     cs_cu_graph_note(be, src);
     cs_cu_graph_note(be, dst);
     const int32_t *d_idx;
