@@ -13,6 +13,9 @@ void cs_emu_fault(cudaError_t e, const char *fmt, ...) __attribute__((format(pri
 /* The device's opt-in shared memory per block, by its compute capability (CS_EMU_CC): 227 KB
  * for 9.0, 163 KB for 8.0, 99 KB for 8.6/8.9. */
 size_t cs_emu_smem_optin(void);
+/* The emulator's one random stream (block order, copy landing, stream interleaving): xorshift64,
+ * seeded from CS_EMU_SEED, so a run can be repeated. */
+uint64_t cs_emu_rand(void);
 /* 1 once a kernel has faulted (the error is sticky). */
 int cs_emu_faulted(void);
 /* Whether [p, p + n) lies inside one live cudaMalloc allocation. */

@@ -126,10 +126,9 @@ uint3 g_direct_tid;
 std::map<const void *, bool> g_syncs; /* kernel -> synchronized in its first launch */
 
 Thread &cur() { return B.t[B.cur]; }
-uint64_t rng_next();
 /* An async copy (cp.async, TMA) lands at once or as late as allowed, at random: late shows a
  * read before the wait, early shows a slot refilled while something still reads it. */
-bool land_early() { return (rng_next() >> 17) & 1; }
+bool land_early() { return (cs_emu_rand() >> 17) & 1; }
 
 void yield_to_scheduler() { cs_emu_switch(&cur().sp, B.sched_sp); }
 
@@ -258,13 +257,18 @@ void warp_arrive(int kind) {
     yield_to_scheduler();
 }
 
+/* One cp.async's 16 bytes: src_bytes from global, zeros after them. */
+void cp_land(const Pending &p) {
+    if (p.bytes) memcpy(p.dst, p.src, (size_t)p.bytes);
+    memset(static_cast<char *>(p.dst) + p.bytes, 0, (size_t)(16 - p.bytes));
+}
+
 void cp_complete(Thread &t, unsigned below) {
     size_t keep = 0;
     for (size_t i = 0; i < t.cp.size(); i++) {
         Pending &p = t.cp[i];
         if (p.group < below) {
-            if (p.bytes) memcpy(p.dst, p.src, (size_t)p.bytes);
-            memset(static_cast<char *>(p.dst) + p.bytes, 0, (size_t)(16 - p.bytes));
+            cp_land(p);
         } else {
             t.cp[keep++] = p;
         }
@@ -309,22 +313,25 @@ void *fiber_init(char *stack) {
 
 void tma_complete_all();
 
+/* Thread i of the block, at its start. */
+Thread &thread_reset(int i, dim3 block) {
+    Thread &t = B.t[i];
+    t.tid = uint3{(unsigned)(i % block.x), (unsigned)(i / block.x % block.y),
+                  (unsigned)(i / (block.x * block.y))};
+    t.warp = i / 32;
+    t.lane = i % 32;
+    t.state = ST_RUN;
+    t.waitk = 0;
+    t.group = 0;
+    t.wg_group = 0;
+    t.wg_nop = 0;
+    t.cp.clear();
+    return t;
+}
+
 void run_block_fibers(dim3 block) {
     const int n = (int)(block.x * block.y * block.z);
-    for (int i = 0; i < n; i++) {
-        Thread &t = B.t[i];
-        t.tid = uint3{(unsigned)(i % block.x), (unsigned)(i / block.x % block.y),
-                      (unsigned)(i / (block.x * block.y))};
-        t.warp = i / 32;
-        t.lane = i % 32;
-        t.state = ST_RUN;
-        t.waitk = 0;
-        t.group = 0;
-        t.wg_group = 0;
-        t.wg_nop = 0;
-        t.cp.clear();
-        t.sp = fiber_init(B.stacks[i]);
-    }
+    for (int i = 0; i < n; i++) thread_reset(i, block).sp = fiber_init(B.stacks[i]);
     for (size_t k = 0; k < B.w.size(); k++) {
         B.w[k].alive = n - 32 * (int)k < 32 ? n - 32 * (int)k : 32;
         B.w[k].arrived = 0;
@@ -375,30 +382,25 @@ void run_block_direct(dim3 block) {
     B.arrived = 0;
     for (int i = 0; i < n; i++) {
         B.cur = i;
-        Thread &t = B.t[i];
-        t.tid = uint3{(unsigned)(i % block.x), (unsigned)(i / block.x % block.y),
-                      (unsigned)(i / (block.x * block.y))};
-        t.state = ST_RUN;
-        t.group = 0;
-        t.cp.clear();
+        thread_reset(i, block);
         (*B.fn)();
         thread_exit();
     }
 }
 
-uint64_t g_rng = 0;
-uint64_t rng_next() {
-    if (!g_rng) {
-        const char *s = getenv("CS_EMU_SEED");
-        g_rng = s ? strtoull(s, NULL, 10) * 2654435761ull + 1 : 0x9e3779b97f4a7c15ull;
-    }
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return g_rng;
-}
-
 } // namespace
+
+uint64_t cs_emu_rand(void) {
+    static uint64_t x = 0;
+    if (!x) {
+        const char *s = getenv("CS_EMU_SEED");
+        x = s ? strtoull(s, NULL, 10) * 2654435761ull + 1 : 0x9e3779b97f4a7c15ull;
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+}
 
 const uint3 &cs_emu_thread_idx(void) { return B.t[B.cur].tid; }
 
@@ -424,7 +426,7 @@ void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
     /* a shuffled block order: a kernel may not rely on which block runs first */
     std::vector<size_t> order(blocks);
     for (size_t i = 0; i < blocks; i++) order[i] = i;
-    for (size_t i = blocks; i > 1; i--) std::swap(order[i - 1], order[rng_next() % i]);
+    for (size_t i = blocks; i > 1; i--) std::swap(order[i - 1], order[cs_emu_rand() % i]);
     memset(B.dyn, 0xff, smem); /* NaN in every float type; later blocks find the last one's data */
     for (size_t bi : order) {
         cs_emu_block_idx = uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y),
@@ -513,13 +515,11 @@ void cs_emu_cp_async16(void *smem, const void *gmem, int src_bytes) {
                      B.dyn_bytes);
         return;
     }
-    t.cp.push_back(Pending{smem, gmem, src_bytes, t.group});
-    if (land_early()) {
-        Pending p = t.cp.back();
-        t.cp.pop_back();
-        if (p.bytes) memcpy(p.dst, p.src, (size_t)p.bytes);
-        memset(static_cast<char *>(p.dst) + p.bytes, 0, (size_t)(16 - p.bytes));
-    }
+    const Pending p = {smem, gmem, src_bytes, t.group};
+    if (land_early())
+        cp_land(p);
+    else
+        t.cp.push_back(p);
 }
 
 void cs_emu_cp_async_commit(void) { cur().group++; }

@@ -98,11 +98,17 @@ void drain_all(bool blocking_only) {
     drain(&g_legacy, g_legacy.queued);
 }
 
-bool pinned(const void *p, size_t n) {
+/* The live allocation (cudaMalloc or cudaHostAlloc) holding all of [p, p + n), or NULL. */
+const Alloc *alloc_of(const void *p, size_t n) {
     auto it = g_allocs.upper_bound((uintptr_t)p);
-    if (it == g_allocs.begin()) return false;
+    if (it == g_allocs.begin()) return nullptr;
     --it;
-    return !it->second.device && (uintptr_t)p + n <= it->first + it->second.bytes;
+    return (uintptr_t)p + n <= it->first + it->second.bytes ? &it->second : nullptr;
+}
+
+bool pinned(const void *p, size_t n) {
+    const Alloc *a = alloc_of(p, n);
+    return a && !a->device;
 }
 
 bool any_capture() {
@@ -114,27 +120,17 @@ bool any_capture() {
 /* CS_EMU_SCHED=lazy: queued work runs only when waited for. Otherwise (default) each
  * submission also runs, with probability 1/2, the oldest op of a random stream: a legal order
  * that differs from run to run (CS_EMU_SEED), so a missing wait between two streams shows. */
-uint64_t g_sched_rng = 0;
-bool sched_step() {
+void random_progress() {
     static int lazy = -1;
     if (lazy < 0) lazy = getenv("CS_EMU_SCHED") && !strcmp(getenv("CS_EMU_SCHED"), "lazy");
-    if (lazy) return false;
-    if (!g_sched_rng) {
-        const char *v = getenv("CS_EMU_SEED");
-        g_sched_rng = (v ? strtoull(v, NULL, 10) : 12345) * 0x9e3779b97f4a7c15ull | 1;
-    }
-    g_sched_rng ^= g_sched_rng << 13;
-    g_sched_rng ^= g_sched_rng >> 7;
-    g_sched_rng ^= g_sched_rng << 17;
-    return g_sched_rng & 1;
-}
-void random_progress() {
-    if (!sched_step()) return;
+    if (lazy) return;
+    const uint64_t r = cs_emu_rand();
+    if (!(r & 1)) return;
     std::vector<CUstream_st *> busy;
     for (CUstream_st *s : g_streams)
         if (s->done < s->queued) busy.push_back(s);
     if (busy.empty()) return;
-    CUstream_st *s = busy[(g_sched_rng >> 8) % busy.size()];
+    CUstream_st *s = busy[(r >> 8) % busy.size()];
     drain(s, s->done + 1);
 }
 
@@ -177,10 +173,8 @@ size_t cs_emu_smem_optin(void) {
 }
 
 int cs_emu_in_device_alloc(const void *p, size_t n) {
-    auto it = g_allocs.upper_bound((uintptr_t)p);
-    if (it == g_allocs.begin()) return 0;
-    --it;
-    return it->second.device && (uintptr_t)p + n <= it->first + it->second.bytes;
+    const Alloc *a = alloc_of(p, n);
+    return a && a->device;
 }
 
 void cs_emu_fault(cudaError_t e, const char *fmt, ...) {
@@ -357,14 +351,10 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *at, const voi
     Lock l(g_mu);
     memset(at, 0, sizeof *at);
     at->type = cudaMemoryTypeUnregistered;
-    auto it = g_allocs.upper_bound((uintptr_t)p);
-    if (it != g_allocs.begin()) {
-        --it;
-        if ((uintptr_t)p < it->first + it->second.bytes) {
-            at->type = it->second.device ? cudaMemoryTypeDevice : cudaMemoryTypeHost;
-            at->devicePointer = it->second.device ? (void *)p : NULL;
-            at->hostPointer = it->second.device ? NULL : (void *)p;
-        }
+    if (const Alloc *a = alloc_of(p, 1)) {
+        at->type = a->device ? cudaMemoryTypeDevice : cudaMemoryTypeHost;
+        at->devicePointer = a->device ? (void *)p : NULL;
+        at->hostPointer = a->device ? NULL : (void *)p;
     }
     return ret(cudaSuccess);
 }
@@ -408,19 +398,15 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
     return ret(submit(st, [=]() { memcpy(dst, src, n); }));
 }
 
-cudaError_t cudaMemset(void *p, int v, size_t n) {
-    Lock l(g_mu);
-    if (!n) return ret(cudaSuccess);
-    if (!cs_emu_in_device_alloc(p, n)) return ret(cudaErrorInvalidValue);
-    return ret(submit(NULL, [=]() { memset(p, v, n); }));
-}
-
 cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
     Lock l(g_mu);
     if (!n) return ret(cudaSuccess);
     if (!cs_emu_in_device_alloc(p, n)) return ret(cudaErrorInvalidValue);
     return ret(submit(s, [=]() { memset(p, v, n); }));
 }
+
+/* on the legacy stream, which runs it at once */
+cudaError_t cudaMemset(void *p, int v, size_t n) { return cudaMemsetAsync(p, v, n, NULL); }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int flags) {
     Lock l(g_mu);
