@@ -53,26 +53,42 @@ static void expect_same(const char *what, const float *ref, const float *got, si
     if (!same) cs_test_failures++;
 }
 
+/* A region's packing (two sequences of 77 and 30 rows, set on the backend), its buffers but
+ * b->last, and fresh start values of h (returned); b->last and b->idx are the caller's. */
+static const int32_t region_len[2] = {77, 30};
+
+static float *region_open(cs_backend *g, int32_t d_, region_bufs *b) {
+    const size_t d = (size_t)d_;
+    *b = (region_bufs){0};
+    b->n_seq = 2;
+    b->m = 107;
+    b->d = d_;
+    b->h = GPU->alloc(g, CS_BUF_RESID, 107 * d);
+    b->a = GPU->alloc(g, CS_BUF_ACT, 107 * d);
+    b->qkv = GPU->alloc(g, CS_BUF_ACT, 107 * 3 * d);
+    b->att = GPU->alloc(g, CS_BUF_ACT, 107 * d);
+    REQUIRE(b->h && b->a && b->qkv && b->att);
+    CHECK_OK(GPU->set_seqs(g, 2, region_len));
+    float *h0 = malloc(107 * d * sizeof(float));
+    REQUIRE(h0);
+    tm_fill(h0, 107 * d, 1.0f, 0.0f);
+    return h0;
+}
+
+static void region_close(cs_backend *g, region_bufs *b) {
+    void *bufs[4] = {b->h, b->a, b->qkv, b->att};
+    for (int i = 0; i < 4; i++) GPU->release(g, bufs[i]);
+}
+
 void test_graphs(pair *p);
 void test_graphs(pair *p) {
     cs_backend *g = p->gpu;
-    const int32_t len[2] = {77, 30};
-    region_bufs b = {0};
-    b.n_seq = 2;
-    b.m = 107;
-    b.d = p->d;
+    const size_t d = (size_t)p->d;
+    region_bufs b;
+    float *h0 = region_open(g, p->d, &b);
     b.idx[0] = 76;
     b.idx[1] = 106;
-    const size_t d = (size_t)p->d;
-    b.h = GPU->alloc(g, CS_BUF_RESID, 107 * d);
-    b.a = GPU->alloc(g, CS_BUF_ACT, 107 * d);
-    b.qkv = GPU->alloc(g, CS_BUF_ACT, 107 * 3 * d);
-    b.att = GPU->alloc(g, CS_BUF_ACT, 107 * d);
-    b.last = GPU->alloc(g, CS_BUF_RESID, 2 * d);
-    REQUIRE(b.h && b.a && b.qkv && b.att && b.last);
-    CHECK_OK(GPU->set_seqs(g, 2, len));
-    float *h0 = malloc(107 * d * sizeof(float));
-    tm_fill(h0, 107 * d, 1.0f, 0.0f);
+    REQUIRE((b.last = GPU->alloc(g, CS_BUF_RESID, 2 * d)));
     const cs_graph_key key = {0, 0, 1, 2, 107, 0x1234u, 0, 0};
     const size_t n = 109 * d;
     int r1, r2, r3, r4;
@@ -101,7 +117,7 @@ void test_graphs(pair *p) {
     CHECK(GPU->graph_begin(g, &key2) == 0); /* second: capturing */
     int32_t ids[1] = {1}, pos[1] = {0};
     CHECK_ERR(GPU->embed(g, 0, ids, pos, 1, b.h), CLIPSKIP_ERR_INVALID_ARG, "graph region");
-    CHECK_ERR(GPU->set_seqs(g, 2, len), CLIPSKIP_ERR_INVALID_ARG, "graph region");
+    CHECK_ERR(GPU->set_seqs(g, 2, region_len), CLIPSKIP_ERR_INVALID_ARG, "graph region");
     float tmp[4];
     CHECK_ERR(GPU->download(g, CS_BUF_RESID, b.h, 0, 4, tmp, CLIPSKIP_DTYPE_F32), CLIPSKIP_ERR_INVALID_ARG,
               "graph region");
@@ -113,8 +129,8 @@ void test_graphs(pair *p) {
     free(cap);
     free(rep);
     free(again);
-    void *bufs[5] = {b.h, b.a, b.qkv, b.att, b.last};
-    for (int i = 0; i < 5; i++) GPU->release(g, bufs[i]);
+    GPU->release(g, b.last);
+    region_close(g, &b);
 }
 
 /* More keys than graph slots (CS_CU_GRAPHS, 32), with no wait inside a round: the second round
@@ -146,25 +162,14 @@ static void evict_round(cs_backend *g, region_bufs *b, void **last, const float 
 void test_graph_eviction(pair *p);
 void test_graph_eviction(pair *p) {
     cs_backend *g = p->gpu;
-    const int32_t len[2] = {77, 30};
     const size_t d = (size_t)p->d;
-    region_bufs b = {0};
-    b.n_seq = 2;
-    b.m = 107;
-    b.d = p->d;
-    b.h = GPU->alloc(g, CS_BUF_RESID, 107 * d);
-    b.a = GPU->alloc(g, CS_BUF_ACT, 107 * d);
-    b.qkv = GPU->alloc(g, CS_BUF_ACT, 107 * 3 * d);
-    b.att = GPU->alloc(g, CS_BUF_ACT, 107 * d);
-    REQUIRE(b.h && b.a && b.qkv && b.att);
+    region_bufs b;
+    float *h0 = region_open(g, p->d, &b);
     void *last[EVICT_KEYS];
     for (int i = 0; i < EVICT_KEYS; i++) REQUIRE((last[i] = GPU->alloc(g, CS_BUF_RESID, 2 * d)));
-    CHECK_OK(GPU->set_seqs(g, 2, len));
-    float *h0 = malloc(107 * d * sizeof(float));
-    tm_fill(h0, 107 * d, 1.0f, 0.0f);
     const size_t n = ((size_t)EVICT_KEYS * 2 + 107) * d;
     float *ref = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
-    REQUIRE(h0 && ref && got);
+    REQUIRE(ref && got);
     evict_round(g, &b, last, h0, ref);
     for (int round = 1; round < 3; round++) {
         evict_round(g, &b, last, h0, got);
@@ -177,8 +182,7 @@ void test_graph_eviction(pair *p) {
     free(ref);
     free(got);
     for (int i = 0; i < EVICT_KEYS; i++) GPU->release(g, last[i]);
-    void *bufs[4] = {b.h, b.a, b.qkv, b.att};
-    for (int i = 0; i < 4; i++) GPU->release(g, bufs[i]);
+    region_close(g, &b);
 }
 
 void test_errors(pair *p);

@@ -133,20 +133,26 @@ static void test_embed(pair *p, int32_t m) {
     free(pos);
 }
 
+/* *n = m / 2 + 1 random rows of m (1 of 1), the last row among them: what a gather or the
+ * pooled LN reads. */
+static int32_t *random_rows(int32_t m, int32_t *n) {
+    *n = m > 1 ? m / 2 + 1 : 1;
+    int32_t *idx = malloc((size_t)*n * sizeof(int32_t));
+    REQUIRE(idx);
+    for (int32_t i = 0; i < *n; i++) idx[i] = tm_int(m);
+    idx[*n - 1] = m - 1;
+    return idx;
+}
+
 /* LN of every row, or (gathered) of rows idx[i] read in place, as the pooled output's final
  * LN reads the EOS rows: out has n = m / 2 + 1 rows then, idx random with the last row in it. */
 static void test_layernorm(pair *p, int32_t m, cs_ln_id which, int gathered) {
     const size_t d = (size_t)p->d;
-    const int32_t n = gathered ? (m > 1 ? m / 2 + 1 : 1) : m;
+    int32_t n = m;
+    int32_t *idx = gathered ? random_rows(m, &n) : NULL;
     bufpair in = bp_alloc(p, CS_BUF_RESID, (size_t)m, d), out = bp_alloc(p, CS_BUF_ACT, (size_t)n, d);
     float *v = malloc((size_t)m * d * sizeof(float));
     for (int32_t r = 0; r < m; r++) tm_fill(v + r * d, d, 2.0f, tm_uniform(4.0f)); /* row offsets */
-    int32_t *idx = NULL;
-    if (gathered) {
-        idx = malloc((size_t)n * sizeof(int32_t));
-        for (int32_t i = 0; i < n; i++) idx[i] = tm_int(m);
-        idx[n - 1] = m - 1;
-    }
     bp_put(p, &in, v);
     bp_poison(p, &out);
     const int layer = p->n_layers - 1;
@@ -218,15 +224,13 @@ static void test_attention(pair *p, const int32_t *len, int32_t n_seq, int last_
 
 static void test_gather(pair *p, int32_t m, cs_buf_kind kind) {
     const size_t d = (size_t)p->d;
-    const int32_t n = m > 1 ? m / 2 + 1 : 1;
+    int32_t n;
+    int32_t *idx = random_rows(m, &n);
     bufpair src = bp_alloc(p, kind, (size_t)m, d), dst = bp_alloc(p, kind, (size_t)n, d);
     float *v = malloc((size_t)m * d * sizeof(float));
     tm_fill(v, (size_t)m * d, 1.0f, 0.0f);
     bp_put(p, &src, v);
     bp_poison(p, &dst);
-    int32_t *idx = malloc((size_t)n * sizeof(int32_t));
-    for (int32_t i = 0; i < n; i++) idx[i] = tm_int(m);
-    idx[n - 1] = m - 1;
     CHECK_OK(CPU->gather_rows(p->cpu, kind, src.c, dst.c, (int32_t)d, idx, n));
     CHECK_OK(GPU->gather_rows(p->gpu, kind, src.g, dst.g, (int32_t)d, idx, n));
     bp_compare(p, &dst, kind == CS_BUF_RESID ? "gather_rows resid" : "gather_rows act", n, 0.0, NULL);
