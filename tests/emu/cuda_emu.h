@@ -110,5 +110,11 @@ void cs_emu_tma_load_2d(void *smem, const void *tensor_map, int c0, int c1, uint
  * cudaFuncSetAttribute's shared memory limit). */
 cudaError_t cs_emu_launch(const void *kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                           std::function<void()> fn);
+/* The same as a cooperative launch: all blocks resident (else cudaErrorCooperativeLaunchTooLarge)
+ * and run interleaved; a block waits for others by polling memory with cs_emu_spin() between
+ * reads (a thread that only spins makes no progress: all blocks spinning is a deadlock). */
+cudaError_t cs_emu_launch_cooperative(const void *kernel, dim3 grid, dim3 block, size_t smem,
+                                      cudaStream_t s, std::function<void()> fn);
+void cs_emu_spin(void);
 
 #endif

@@ -5,9 +5,10 @@
 
 #include "cuda_emu.h"
 
-/* Run every block of a grid now (blocks in a shuffled order, one at a time). */
+/* Run every block of a grid now: blocks in a shuffled order, one at a time; or (coop, a
+ * cooperative launch) all at once, interleaved, so grid-wide barriers work. */
 void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
-                     const std::function<void()> &fn);
+                     const std::function<void()> &fn, bool coop);
 /* A kernel did something a GPU would fault on: prints the first few, makes e sticky. */
 void cs_emu_fault(cudaError_t e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The device's opt-in shared memory per block, by its compute capability (CS_EMU_CC): 227 KB

@@ -3,7 +3,11 @@
  * synchronizing point (__syncthreads, or a warp collective: shuffle, __syncwarp, ldmatrix,
  * mma.sync) and waits there until every live thread of its block (or warp) has arrived; the last
  * to arrive computes the collective for all lanes. Blocks run one after another in a shuffled
- * order (CS_EMU_SEED), so a kernel that depends on block order shows it.
+ * order (CS_EMU_SEED), so a kernel that depends on block order shows it. A cooperative launch
+ * runs all its blocks at once instead: each in turn for a random number of rounds, or until
+ * all its threads wait or spin (cs_emu_spin, polling another block's writes), so a grid-wide
+ * barrier works and a phase that runs ahead of one reads what the other blocks have not
+ * written yet.
  *
  * cp.async and TMA data land either at issue or as late as allowed (the wait that retires the
  * group; for TMA, when no thread can progress otherwise), chosen at random per copy.
@@ -117,10 +121,16 @@ struct Block {
     size_t dyn_bytes;
     bool synced;   /* some thread synchronized in this launch */
     bool direct;   /* running without fibers */
+    uint3 idx;     /* blockIdx (cooperative launches: each block has its own Block) */
+    std::vector<unsigned char> dyn_store; /* cooperative launches: own shared memory */
     ~Block() {
         for (char *p : stacks) free(p);
     }
-} B;
+};
+Block g_block;          /* the block running in ordinary launches */
+Block *g_blk = &g_block; /* the block running now */
+#define B (*g_blk)
+std::vector<char *> g_coop_stacks; /* fiber stacks of cooperative launches, reused */
 
 uint3 g_direct_tid;
 std::map<const void *, bool> g_syncs; /* kernel -> synchronized in its first launch */
@@ -329,7 +339,7 @@ Thread &thread_reset(int i, dim3 block) {
     return t;
 }
 
-void run_block_fibers(dim3 block) {
+void block_start(dim3 block) {
     const int n = (int)(block.x * block.y * block.z);
     for (int i = 0; i < n; i++) thread_reset(i, block).sp = fiber_init(B.stacks[i]);
     for (size_t k = 0; k < B.w.size(); k++) {
@@ -347,26 +357,64 @@ void run_block_fibers(dim3 block) {
     B.tma.clear();
     B.alive = n;
     B.arrived = 0;
-    for (;;) {
-        bool ran = false;
-        for (int i = 0; i < n; i++)
-            if (B.t[i].state == ST_RUN) {
-                B.cur = i;
-                B.spun = false;
-                cs_emu_switch(&B.sched_sp, B.t[i].sp);
-                ran |= !B.spun;
-            }
-        if (B.alive == 0) return;
-        if (!ran && !B.tma.empty()) { /* only spinners left: the TMA loads land now */
-            tma_complete_all();
+}
+
+/* Warps held back for a round at random (CS_EMU_LAG=0: never), so that one warp can run ahead
+ * of another by a collective or more: a kernel missing a barrier between two uses of shared
+ * memory shows it. */
+bool lag_on() {
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("CS_EMU_LAG");
+        on = !(v && !strcmp(v, "0"));
+    }
+    return on;
+}
+
+/* One round over the block's n threads: 1 some progressed, 0 none could (all wait or spin),
+ * 2 none did but some warp was held back (not a stall), -1 the block has finished. Pending
+ * TMA loads land when only spinners are left. */
+int block_round(int n) {
+    bool ran = false, held = false, hold = false;
+    const uint64_t r = lag_on() ? cs_emu_rand() : 0;
+    for (int i = 0; i < n; i++) {
+        if (i % 32 == 0) hold = lag_on() && ((r >> (2 * (i / 32) % 64)) & 3) == 0;
+        if (B.t[i].state != ST_RUN) continue;
+        if (hold) {
+            held = true;
             continue;
         }
-        if (!ran) {
+        B.cur = i;
+        B.spun = false;
+        cs_emu_switch(&B.sched_sp, B.t[i].sp);
+        ran |= !B.spun;
+    }
+    if (B.alive == 0) return -1;
+    if (ran) return 1;
+    if (held) return 2;
+    if (!B.tma.empty()) {
+        tma_complete_all();
+        return 1;
+    }
+    return 0;
+}
+
+void block_stuck_counts(int n, int *waiting, int *spinning) {
+    for (int i = 0; i < n; i++) {
+        *waiting += B.t[i].state == ST_WAIT;
+        *spinning += B.t[i].state == ST_RUN;
+    }
+}
+
+void run_block_fibers(dim3 block) {
+    const int n = (int)(block.x * block.y * block.z);
+    block_start(block);
+    for (;;) {
+        const int r = block_round(n);
+        if (r < 0) return;
+        if (r == 0) {
             int waiting = 0, spinning = 0;
-            for (int i = 0; i < n; i++) {
-                waiting += B.t[i].state == ST_WAIT;
-                spinning += B.t[i].state == ST_RUN;
-            }
+            block_stuck_counts(n, &waiting, &spinning);
             cs_emu_fault(cudaErrorLaunchTimeout,
                          "deadlock in block (%u,%u,%u): %d threads wait at a barrier or collective, "
                          "%d spin on an mbarrier, none can progress",
@@ -374,6 +422,62 @@ void run_block_fibers(dim3 block) {
             return;
         }
     }
+}
+
+/* A cooperative launch: every block started, then run in turns until all finish. */
+void run_grid_coop(const std::vector<size_t> &order, dim3 grid, dim3 block, size_t smem,
+                   const std::function<void()> &fn) {
+    const size_t n = (size_t)block.x * block.y * block.z, nb = order.size();
+    while (g_coop_stacks.size() < nb * n) g_coop_stacks.push_back(static_cast<char *>(malloc(STACK_BYTES)));
+    std::vector<Block> bl(nb);
+    std::vector<char> done(nb, 0);
+    for (size_t i = 0; i < nb; i++) {
+        Block &b = bl[i];
+        const size_t bi = order[i];
+        b.idx = uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y),
+                      (unsigned)(bi / ((size_t)grid.x * grid.y))};
+        b.t.resize(n);
+        b.stacks.assign(g_coop_stacks.begin() + i * n, g_coop_stacks.begin() + (i + 1) * n);
+        b.w.resize((n + 31) / 32);
+        b.g.resize((n + 127) / 128);
+        b.fn = &fn;
+        b.direct = false;
+        b.dyn_store.assign(smem + 16, 0xff); /* NaN in every float type */
+        b.dyn = b.dyn_store.data();
+        b.dyn_bytes = smem;
+        g_blk = &b;
+        block_start(block);
+    }
+    for (;;) {
+        bool progress = false, left = false, held = false;
+        for (size_t i = 0; i < nb && !cs_emu_faulted(); i++) {
+            if (done[i]) continue;
+            g_blk = &bl[i];
+            cs_emu_block_idx = B.idx;
+            for (int r = 1 + (int)(cs_emu_rand() % 8); r > 0; r--) {
+                const int res = block_round((int)n);
+                if (res < 0) done[i] = 1;
+                if (res <= 0) break;
+                progress |= res == 1;
+                held |= res == 2;
+            }
+            left |= !done[i];
+        }
+        if (!left || cs_emu_faulted()) break;
+        if (!progress && !held) {
+            int waiting = 0, spinning = 0;
+            for (size_t i = 0; i < nb; i++) {
+                g_blk = &bl[i];
+                if (!done[i]) block_stuck_counts((int)n, &waiting, &spinning);
+            }
+            cs_emu_fault(cudaErrorLaunchTimeout,
+                         "deadlock in a cooperative launch of %zu blocks: %d threads wait at a barrier "
+                         "or collective, %d spin, none can progress", nb, waiting, spinning);
+            break;
+        }
+    }
+    for (Block &b : bl) b.stacks.clear(); /* the pool's */
+    g_blk = &g_block;
 }
 
 void run_block_direct(dim3 block) {
@@ -405,7 +509,7 @@ uint64_t cs_emu_rand(void) {
 const uint3 &cs_emu_thread_idx(void) { return B.t[B.cur].tid; }
 
 void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
-                     const std::function<void()> &fn) {
+                     const std::function<void()> &fn, bool coop) {
     const size_t n = (size_t)block.x * block.y * block.z;
     const size_t blocks = (size_t)grid.x * grid.y * grid.z;
     init_tables();
@@ -427,6 +531,10 @@ void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
     std::vector<size_t> order(blocks);
     for (size_t i = 0; i < blocks; i++) order[i] = i;
     for (size_t i = blocks; i > 1; i--) std::swap(order[i - 1], order[cs_emu_rand() % i]);
+    if (coop) {
+        run_grid_coop(order, grid, block, smem, fn);
+        return;
+    }
     memset(B.dyn, 0xff, smem); /* NaN in every float type; later blocks find the last one's data */
     for (size_t bi : order) {
         cs_emu_block_idx = uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y),
@@ -441,6 +549,16 @@ void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
 }
 
 void *cs_emu_dyn_smem(void) { return B.dyn; }
+
+void cs_emu_spin(void) {
+    if (B.direct) {
+        cs_emu_fault(cudaErrorLaunchFailure, "emulator: a kernel spins in a launch run without fibers");
+        return;
+    }
+    B.synced = true;
+    B.spun = true; /* no progress: all blocks spinning or waiting is a deadlock */
+    yield_to_scheduler();
+}
 
 void cs_emu_syncthreads(void) {
     if (B.direct) {

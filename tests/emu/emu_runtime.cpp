@@ -189,8 +189,8 @@ void cs_emu_fault(cudaError_t e, const char *fmt, ...) {
     if (g_sticky == cudaSuccess) g_sticky = e;
 }
 
-cudaError_t cs_emu_launch(const void *kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
-                          std::function<void()> fn) {
+static cudaError_t launch(const void *kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                          std::function<void()> fn, bool coop) {
     Lock l(g_mu);
     const size_t threads = (size_t)block.x * block.y * block.z;
     if (!grid.x || !grid.y || !grid.z || grid.y > 65535 || grid.z > 65535 || !threads ||
@@ -203,11 +203,29 @@ cudaError_t cs_emu_launch(const void *kernel, dim3 grid, dim3 block, size_t smem
                         "(cudaFuncSetAttribute)\n", smem, limit);
         return ret(cudaErrorInvalidValue);
     }
+    if (coop) { /* every block resident at once, as CUDA checks for a cooperative launch */
+        struct cudaDeviceProp p;
+        int per_sm = 0;
+        cudaGetDeviceProperties(&p, 0);
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, (int)threads, smem);
+        if ((size_t)grid.x * grid.y * grid.z > (size_t)per_sm * p.multiProcessorCount)
+            return ret(cudaErrorCooperativeLaunchTooLarge);
+    }
     if (g_sticky != cudaSuccess) return ret(g_sticky);
     cudaError_t e = submit(s, [=]() {
-        if (g_sticky == cudaSuccess) cs_emu_run_grid(kernel, grid, block, smem, fn);
+        if (g_sticky == cudaSuccess) cs_emu_run_grid(kernel, grid, block, smem, fn, coop);
     });
     return ret(e);
+}
+
+cudaError_t cs_emu_launch(const void *kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                          std::function<void()> fn) {
+    return launch(kernel, grid, block, smem, s, std::move(fn), false);
+}
+
+cudaError_t cs_emu_launch_cooperative(const void *kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                      std::function<void()> fn) {
+    return launch(kernel, grid, block, smem, s, std::move(fn), true);
 }
 
 extern "C" {
@@ -272,6 +290,7 @@ cudaError_t cudaDeviceGetAttribute(int *v, enum cudaDeviceAttr a, int dev) {
     if (e != cudaSuccess) return e;
     switch (a) {
     case cudaDevAttrMultiProcessorCount: *v = p.multiProcessorCount; return cudaSuccess;
+    case cudaDevAttrCooperativeLaunch: *v = 1; return cudaSuccess;
     case cudaDevAttrComputeCapabilityMajor: *v = p.major; return cudaSuccess;
     case cudaDevAttrComputeCapabilityMinor: *v = p.minor; return cudaSuccess;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = (int)p.sharedMemPerBlockOptin; return cudaSuccess;
@@ -587,6 +606,16 @@ cudaError_t cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, 
         return ret(cudaErrorInvalidValue);
     g_smem_limit[func] = value;
     return ret(cudaSuccess);
+}
+
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *n, const void *func, int block_size,
+                                                          size_t dynamic_smem) {
+    (void)func;
+    if (block_size <= 0 || block_size > 1024) return cudaErrorInvalidValue;
+    const int by_threads = 2048 / block_size;
+    const int by_smem = (int)((cs_emu_smem_optin() + 1024) / (dynamic_smem + 1024));
+    *n = by_threads < by_smem ? by_threads : by_smem;
+    return cudaSuccess;
 }
 
 cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *at, const void *func) {

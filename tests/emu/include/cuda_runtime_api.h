@@ -35,6 +35,7 @@ typedef enum cudaError {
     cudaErrorInvalidAddressSpace = 717,
     cudaErrorInvalidPc = 718,
     cudaErrorLaunchFailure = 719,
+    cudaErrorCooperativeLaunchTooLarge = 720,
     cudaErrorNotSupported = 801,
     cudaErrorStreamCaptureUnsupported = 900,
     cudaErrorStreamCaptureInvalidated = 901,
@@ -92,6 +93,7 @@ enum cudaStreamCaptureStatus {
 enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
 enum cudaDeviceAttr {
     cudaDevAttrMultiProcessorCount = 16,
+    cudaDevAttrCooperativeLaunch = 95,
     cudaDevAttrComputeCapabilityMajor = 75,
     cudaDevAttrComputeCapabilityMinor = 76,
     cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
@@ -192,6 +194,10 @@ cudaError_t cudaGetDriverEntryPointByVersion(const char *symbol, void **fn, unsi
 
 cudaError_t cudaFuncSetAttribute(const void *func, enum cudaFuncAttribute attr, int value);
 cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *at, const void *func);
+/* Resident blocks per multiprocessor by threads (2048) and shared memory (the CC's per-SM
+ * total, 1 KB reserved per block); registers are not modelled. */
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *n, const void *func, int block_size,
+                                                          size_t dynamic_smem);
 
 #ifdef __cplusplus
 }
@@ -205,6 +211,12 @@ template <typename T> static inline cudaError_t cudaHostAlloc(T **p, size_t byte
 template <typename T>
 static inline cudaError_t cudaFuncSetAttribute(T *func, cudaFuncAttribute attr, int value) {
     return cudaFuncSetAttribute(reinterpret_cast<const void *>(func), attr, value);
+}
+template <typename T>
+static inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *n, T *func, int block_size,
+                                                                        size_t dynamic_smem) {
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(n, reinterpret_cast<const void *>(func), block_size,
+                                                         dynamic_smem);
 }
 template <typename T>
 static inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *at, T *func) {
