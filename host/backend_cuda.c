@@ -23,7 +23,6 @@
 #include <string.h>
 
 #define CU_DL_SCRATCH_BYTES (16u << 20) /* device conversion scratch for downloads/uploads */
-#define CU_LN_EPS 1e-5f
 /* Downloads this large are copied by the driver straight into the caller's (pageable) memory,
  * as torch's .cpu() does, instead of device -> pinned staging -> memcpy: one pass over the host
  * bytes instead of two. The first H100 run (2026-11-27) spent ~13 ms of a 14.9 ms batch-256
@@ -227,6 +226,7 @@ static void cu_free(cs_backend *be) {
     cs_cu_graph_free_all(be);
     cs_cu_lt_free(be);
     cs_cu_gemm_free(be);
+    cs_cu_fused_free(be);
     for (int i = 0; i < be->n_allocs; i++) cudaFree(be->allocs[i].ptr);
     free(be->allocs);
     st_free(&be->st_embed);
@@ -271,7 +271,8 @@ static clipskip_status cu_open_device(cs_backend *be) {
     CU_TRY(be, cudaEventCreate(&be->ev_start));
     CU_TRY(be, cudaEventCreate(&be->ev_stop));
     CU_TRY(be, cs_k_gemm_setup());
-    return cs_cu_gemm_init(be);
+    CS_TRY(cs_cu_gemm_init(be));
+    return cs_cu_fused_init(be);
 }
 
 static clipskip_status cu_init_buffers(cs_backend *be) {
@@ -342,7 +343,7 @@ static void cu_memory(const cs_backend *be, size_t *weights, size_t *activations
     if (weights) *weights = be->weight_bytes;
     if (activations)
         *activations = be->alloc_bytes + be->dl_scratch_bytes + be->lt_ws_bytes +
-                       cs_cu_gemm_bytes(be) + cs_cu_outbox_bytes(be) + be->st_embed.cap +
+                       cs_cu_gemm_bytes(be) + cs_cu_fused_bytes(be) + cs_cu_outbox_bytes(be) + be->st_embed.cap +
                        be->st_idx.cap + ((size_t)be->seq_cap + 1) * sizeof(int32_t);
 }
 
@@ -467,7 +468,7 @@ static clipskip_status cu_layernorm(cs_backend *be, int tower, int layer, cs_ln_
         CS_TRY(cu_check_rows("layernorm", idx, m, cu_rows_from(be, in, (size_t)t->d * sizeof(float))));
         CS_TRY(cs_cu_put_ints(be, &be->st_idx, idx, (size_t)m, &d_idx));
     }
-    CU_TRY(be, cs_k_layernorm(out, be->cdt, in, d_idx, g, b, m, t->d, CU_LN_EPS, be->stream));
+    CU_TRY(be, cs_k_layernorm(out, be->cdt, in, d_idx, g, b, m, t->d, CS_CU_LN_EPS, be->stream));
     return CLIPSKIP_OK;
 }
 
@@ -512,6 +513,14 @@ static clipskip_status cu_gemm(cs_backend *be, int tower, int layer, cs_weight_i
     if (be->gemm_path == CLIPSKIP_GEMM_CUBLASLT)
         return cs_cu_lt_gemm(be, lin, kepi[epi], t->act, x, out, m);
     return cs_cu_gemm_native(be, lin, kepi[epi], t->act, x, out, m);
+}
+
+static clipskip_status cu_layer(cs_backend *be, int tower, int layer, void *h, void *a, void *qkv,
+                                void *att, void *mlp, int32_t m, int *done) {
+    const cs_cu_tower *t = NULL;
+    *done = 0;
+    CS_TRY(cu_tower(be, tower, &t));
+    return cs_cu_fused_layer(be, t, layer, h, a, qkv, att, mlp, m, cu_mlp_chunk_rows(be), done);
 }
 
 static clipskip_status cu_attention(cs_backend *be, int tower, const void *qkv, void *out,
@@ -702,6 +711,7 @@ const cs_backend_ops cs_backend_cuda = {
     .free = cu_free,
     .elem_bytes = cu_elem_bytes,
     .mlp_chunk_rows = cu_mlp_chunk_rows,
+    .layer = cu_layer,
     .device_name = cu_device_name,
     .memory = cu_memory,
     .host_alloc = cu_host_alloc,

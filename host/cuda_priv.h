@@ -29,6 +29,8 @@
             return cs_cu_lt_fail((be), lt_e_, #stmt, __FILE__, __LINE__);                  \
     } while (0)
 
+#define CS_CU_LN_EPS 1e-5f /* every LayerNorm of CLIP */
+
 /* ---- device weights */
 typedef struct {
     void *w;        /* (n, k) compute dtype, nn.Linear layout */
@@ -113,6 +115,9 @@ struct cs_backend {
     int large_tile;              /* -1, or the GEMM tile that replaces 128x128 (experiments) */
     int32_t k_chunk;             /* 0, or the fixed K chunk of every native GEMM (cuda_gemm.c) */
     int pdl;                     /* programmatic dependent launch (CLIPSKIP_CUDA_PDL=1) */
+    int32_t fused_rows;          /* fused layer for passes of at most this many rows (0: off) */
+    int layer_blocks;            /* its cooperative grid */
+    unsigned *layer_bar;         /* its grid barrier's two counters */
     float *split_ws;             /* with k_chunk: partials of chunks run on separate blocks */
     size_t split_ws_floats;
     unsigned *split_sem;         /* with k_chunk: per-tile arrival counters, kept at 0 */
@@ -218,6 +223,15 @@ clipskip_status cs_cu_measure_peak(cs_backend *be, double *flops_per_s, double *
 /* cuda_gemm.c: the native GEMM path, its experiment switches (CLIPSKIP_CUDA_GEMM_LARGE_TILE,
  * CLIPSKIP_CUDA_K_CHUNK; read by init after cs_k_gemm_setup) and their device memory */
 clipskip_status cs_cu_gemm_init(cs_backend *be);
+
+/* cuda_layer.c: the fused layer (CLIPSKIP_CUDA_FUSED_LAYER) */
+clipskip_status cs_cu_fused_init(cs_backend *be);
+void cs_cu_fused_free(cs_backend *be);
+size_t cs_cu_fused_bytes(const cs_backend *be);
+/* One full layer over the current packing in one launch; *done = 0 when declined (the caller
+ * then issues the ops). mlp_rows: rows the mlp buffer holds. */
+clipskip_status cs_cu_fused_layer(cs_backend *be, const cs_cu_tower *t, int layer, void *h, void *a, void *qkv,
+                                  void *att, void *mlp, int32_t m, int32_t mlp_rows, int *done);
 void cs_cu_gemm_free(cs_backend *be);
 size_t cs_cu_gemm_bytes(const cs_backend *be);
 clipskip_status cs_cu_gemm_native(cs_backend *be, const cs_cu_linear *lin, cs_k_epilogue epi,

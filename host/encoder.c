@@ -152,6 +152,11 @@ static clipskip_status mlp(clipskip_encoder *e, int tw, int l, void *h, int32_t 
 /* One pre-LN transformer layer over all m packed rows. */
 static clipskip_status layer_full(clipskip_encoder *e, int tw, int l, int32_t m) {
     const cs_backend_ops *o = e->ops;
+    if (o->layer) {
+        int done = 0;
+        CS_TRY(o->layer(e->be, tw, l, e->h, e->a, e->qkv, e->att, e->mlp, m, &done));
+        if (done) return CLIPSKIP_OK;
+    }
     CS_TRY(o->layernorm(e->be, tw, l, CS_LN_1, e->h, e->a, m, NULL));
     CS_TRY(o->gemm(e->be, tw, l, CS_W_QKV, CS_EPI_BIAS, e->a, e->qkv, m));
     CS_TRY(o->attention(e->be, tw, e->qkv, e->att, 0));

@@ -161,6 +161,42 @@ cudaError_t cs_k_attention(void *out, const void *qkv, const int32_t *offsets, i
                            int32_t n_heads, int32_t d, float scale, int last_only,
                            clipskip_dtype dtype, cudaStream_t stream);
 
+/* One pre-LN transformer layer of a small pass in ONE cooperative launch (kernels/layer.cu):
+ * h += O(attn(LN1(h))), then h += FC2(act(FC1(LN2(h)))), as seven phases (LN1, QKV, attention,
+ * O + residual, LN2, FC1 + act, FC2 + residual) separated by grid-wide barriers, every block
+ * taking the phase's rows, output tiles (x K chunks) or (sequence, head[, query tile]) items in
+ * turn. Each item runs the very device function the separate kernels run (cs_ln_row,
+ * cs_gemm_tile, cs_attn_block), so the result is bitwise the separate kernels' under the same
+ * k_chunk: a prompt alone (fused) and inside a large batch (separate kernels) stay equal.
+ * For passes too small to fill the device, where the seven launches per layer and the gaps
+ * between them are most of the time. Head width 64 only (the tensor-core attention). */
+typedef struct {
+    clipskip_dtype dtype;    /* F16 or BF16: the ACT buffers and weights */
+    clipskip_act act;        /* FC1's activation */
+    int32_t m, d, n_heads, f; /* token rows, width, heads (d / n_heads == 64), MLP width */
+    int32_t n_seq;
+    const int32_t *offsets;  /* (n_seq + 1) device prefix sums, as cs_k_attention */
+    float scale, eps;        /* attention's Dh^-0.5; LayerNorm's eps */
+    float *h;                /* (m, d) fp32 residual, updated in place */
+    void *a, *qkv, *att, *mlp; /* ACT scratch: (m, d), (m, 3d), (m, d), (m, f) */
+    const float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
+    const void *w_qkv, *w_o, *w_fc1, *w_fc2; /* nn.Linear (N, K) */
+    const float *b_qkv, *b_o, *b_fc1, *b_fc2;
+    int32_t k_chunk;         /* as cs_k_gemm_args (0: no split) */
+    float *split_ws;         /* with k_chunk: chunks on separate blocks where these fit, */
+    size_t split_ws_floats;  /* else added in registers (same bits) */
+    unsigned *split_sem;
+    size_t split_sems;
+    unsigned *bar;           /* 2 device counters for the grid barrier: 0 before the first
+                              * launch, left ready for the next (graph replays) */
+} cs_k_layer_args;
+/* Once per device before cs_k_layer; *blocks = the grid it launches (every block resident at
+ * once: multiprocessors x resident blocks per multiprocessor, at most 2). */
+cudaError_t cs_k_layer_setup(int *blocks);
+/* cudaErrorInvalidValue where the layer does not fit the kernel (head width, d > 2048, dtype);
+ * cudaErrorCooperativeLaunchTooLarge when the blocks cannot all be resident. */
+cudaError_t cs_k_layer(const cs_k_layer_args *a, int blocks, cudaStream_t stream);
+
 /* dst row i = src row idx[i], row_bytes each; idx (n) device int32, range-checked by the
  * caller. */
 cudaError_t cs_k_gather_rows(void *dst, const void *src, size_t row_bytes, const int32_t *idx,

@@ -126,7 +126,7 @@ elif [ "$MODE" = carried ]; then
             run "test_gpu_invariance ws=0" "$LOG/tests.log" 90 "$BIN/test_gpu_invariance"
         fi
     fi
-    for tbin in test_gpu_ops test_gpu_e2e; do
+    for tbin in test_gpu_layer test_gpu_ops test_gpu_e2e; do
         [ -x "$BIN/$tbin" ] && run "$tbin" "$LOG/tests.log" 90 "$BIN/$tbin"
     done
 fi
@@ -189,6 +189,12 @@ E2E=$BIN/test_gpu_e2e
 if want newpaths && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
     run "test_gpu_e2e kchunk384" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_K_CHUNK=384 "$E2E"
 fi
+# the fused layer (one cooperative kernel per layer for passes of <= 8 prompts): batch 1 and 7
+# of the invariance check run fused, 64 and 513 not, so bitwise equality covers both paths
+if want newpaths && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
+    run "test_gpu_e2e fused8 kchunk384" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_FUSED_LAYER=8 \
+        CLIPSKIP_CUDA_K_CHUNK=384 "$E2E"
+fi
 if want newpaths && [ "$ARCH" = 90 ] && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
     if [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ]; then
         run "test_gpu_e2e wgmma" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_GEMM_LARGE_TILE=wgmma128x256k64p "$E2E"
@@ -206,7 +212,8 @@ fi
 # the pinned staging + memcpy (CLIPSKIP_CUDA_DOWNLOAD=pinned), cuBLASLt GEMMs, f16 output, and
 # each wgmma GEMM variant in place of the 128x128 tile (CLIPSKIP_CUDA_GEMM_LARGE_TILE), and
 # fixed splits of K (CLIPSKIP_CUDA_K_CHUNK) and programmatic dependent launch
-# (CLIPSKIP_CUDA_PDL): the batch-1 latency candidates; overlap256: passes of 256 rows whose
+# (CLIPSKIP_CUDA_PDL) and the fused layer (CLIPSKIP_CUDA_FUSED_LAYER=8: one cooperative
+# kernel per layer for passes of <= 8 prompts): the batch-1 latency candidates; overlap256: passes of 256 rows whose
 # downloads run under the next pass (CLIPSKIP_CUDA_OVERLAP, CLIPSKIP_PASS_ROWS)
 if ! want variants; then
     :
@@ -222,7 +229,7 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     if [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ]; then WS=(); WSK=(); fi
     # all-candidates: every experiment at once (the ws tile only while it is usable), i.e. where
     # the defaults would be if each one is promoted
-    VS=(default all-candidates "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 cublaslt
+    VS=(default all-candidates fused8-kchunk384 fused8 "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 cublaslt
         kchunk768 wgmma128x128k64p wgmma128x256k64p wgmma128x128k64 wgmma128x256k64 bigg)
     # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
     [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
@@ -238,7 +245,12 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
             [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ] && LT=
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=$LT \
                 CLIPSKIP_CUDA_K_CHUNK=384 CLIPSKIP_CUDA_PDL=1 CLIPSKIP_CUDA_OVERLAP=1 \
-                CLIPSKIP_PASS_ROWS=256 "$CLI" "${VB[@]}" ;;
+                CLIPSKIP_PASS_ROWS=256 CLIPSKIP_CUDA_FUSED_LAYER=8 "$CLI" "${VB[@]}" ;;
+        fused*-kchunk*) # one cooperative kernel per layer for passes of <= N prompts, split K
+            run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=$(echo "$v" | sed -E 's/fused([0-9]+).*/\1/') \
+                CLIPSKIP_CUDA_K_CHUNK=${v##*-kchunk} "$CLI" "${VB[@]}" ;;
+        fused*) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=${v#fused} "$CLI" \
+                "${VB[@]}" ;;
         wgmma*-kchunk*)
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=${v%-kchunk*} \
                 CLIPSKIP_CUDA_K_CHUNK=${v##*-kchunk} "$CLI" "${VB[@]}" ;;

@@ -1,0 +1,217 @@
+/* The fused layer kernel (kernels.h: cs_k_layer): one transformer layer of a small pass in one
+ * cooperative launch. Every block is resident at once and loops over the layer's seven phases;
+ * a grid-wide barrier separates them (a phase reads what the one before it wrote, in other
+ * blocks). Inside a phase a block takes items in turn (item = blockIdx.x, + gridDim.x, ...):
+ *   LN1, LN2          one row per warp                       cs_ln_row      (layernorm.cuh)
+ *   QKV, O, FC1, FC2  one output tile (x one K chunk)       cs_gemm_tile   (gemm_tile.cuh)
+ *   attention         one (sequence, head[, query tile])    cs_attn_block  (attention.cuh)
+ * the same device functions the separate kernels run, so the same bits (kernels.h).
+ *
+ * Why: at batch 1 a CLIP-L layer is 7 launches of a few microseconds of work each, and the
+ * launch gaps inside a graph cost about as much as the work (kernels/README.md, "Batch 1"). One
+ * launch per layer leaves 6 grid barriers, about a microsecond each.
+ *
+ * Barrier: bar[0] counts the blocks arrived in this round, bar[1] counts finished rounds. A
+ * block's thread 0 reads the round, arrives (acq_rel: releases the block's writes, which the
+ * __syncthreads before gathered, and acquires the others'); the last to arrive resets the count
+ * and releases the next round; the others poll the round with acquire loads. Both counters
+ * are left consistent at the end of the kernel, so the next launch (graph replay) needs no
+ * reset. The blocks must all be resident: the launch is cooperative, which CUDA refuses when
+ * they would not be. */
+#include "attention.cuh"
+#include "gemm_tile.cuh"
+#include "layernorm.cuh"
+
+#define LAYER_THREADS 128 /* 4 warps: the 2 x 2 warp layout of the GEMM tiles used here */
+#define LAYER_MAX_PER_SM 2
+/* dynamic shared memory: the larger of a GEMM tile's stages (64 KB for both tiles below) and
+ * attention's Q, K, V (3 x 80 x 72 x 2 B = 34,560 B), then an int for the split hand-off */
+#define LAYER_GEMM_SMEM (64 * 1024)
+#define LAYER_SMEM (LAYER_GEMM_SMEM + 16)
+
+#ifdef CS_EMU
+__device__ __forceinline__ unsigned layer_ld_acquire(const unsigned *p) { return *p; }
+__device__ __forceinline__ unsigned layer_atom_add_acq_rel(unsigned *p, unsigned v) {
+    return atomicAdd(p, v);
+}
+__device__ __forceinline__ void layer_red_add_release(unsigned *p, unsigned v) { atomicAdd(p, v); }
+__device__ __forceinline__ void layer_pause() { cs_emu_spin(); }
+#else
+__device__ __forceinline__ unsigned layer_ld_acquire(const unsigned *p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+__device__ __forceinline__ unsigned layer_atom_add_acq_rel(unsigned *p, unsigned v) {
+    unsigned old;
+    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;\n" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
+}
+__device__ __forceinline__ void layer_red_add_release(unsigned *p, unsigned v) {
+    asm volatile("red.release.gpu.global.add.u32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
+}
+__device__ __forceinline__ void layer_pause() { __nanosleep(32); }
+#endif
+
+/* Every block of the grid reaches here before any leaves; writes before it are visible to
+ * every block after it. */
+__device__ __forceinline__ void layer_grid_sync(unsigned *bar) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        /* read before arriving: the round cannot end before this block has arrived */
+        const unsigned round = layer_ld_acquire(bar + 1);
+        if (layer_atom_add_acq_rel(bar, 1u) == gridDim.x - 1) {
+            atomicExch(bar, 0u); /* ordered before the release below */
+            layer_red_add_release(bar + 1, 1u);
+        } else {
+            while (layer_ld_acquire(bar + 1) == round) layer_pause();
+        }
+    }
+    __syncthreads();
+}
+
+/* cs_k_gemm_splits, on the device */
+__device__ __forceinline__ int layer_splits(int32_t k, int32_t k_chunk) {
+    return k_chunk > 0 && k > k_chunk ? (k + k_chunk - 1) / k_chunk : 1;
+}
+
+/* rows m of out = LN(in), one row per warp of the grid */
+template <typename T>
+__device__ __forceinline__ void layer_ln(const cs_k_layer_args &a, const float *g, const float *b) {
+    const size_t warps = (size_t)gridDim.x * (LAYER_THREADS / 32);
+    for (size_t row = (size_t)blockIdx.x * (LAYER_THREADS / 32) + (threadIdx.x >> 5); row < (size_t)a.m;
+         row += warps)
+        cs_ln_row<T>(static_cast<T *>(a.a), a.h, nullptr, g, b, row, a.d, a.eps);
+}
+
+/* One GEMM over the grid with tile BM x BN (k-tile 64 or 128: 64 KB of stages either way). */
+template <typename T, int BM, int BN, int BK, int STAGES>
+__device__ __forceinline__ void layer_gemm_tiles(const cs_k_gemm_args &g, unsigned char *smem,
+                                                 int *s_last) {
+    const int tn_count = (g.n + BN - 1) / BN;
+    const int tiles = ((g.m + BM - 1) / BM) * tn_count;
+    const int splits = layer_splits(g.k, g.k_chunk);
+    /* chunks on separate items where the partials fit, else added in registers: same bits */
+    const int nz = splits > 1 && g.split_ws ? splits : 1;
+    for (int item = blockIdx.x; item < tiles * nz; item += gridDim.x) {
+        const int tile = item % tiles, z = item / tiles;
+        __syncthreads(); /* the previous item's warps are done with smem */
+        if (splits > 1)
+            cs_gemm_tile<T, BM, BN, BK, 2, 2, STAGES, true>(g, smem, tile / tn_count, tile % tn_count, z, nz,
+                                                            g.split_sem ? g.split_sem + tile : nullptr,
+                                                            s_last);
+        else
+            cs_gemm_tile<T, BM, BN, BK, 2, 2, STAGES, false>(g, smem, tile / tn_count, tile % tn_count, 0, 1,
+                                                             nullptr, s_last);
+    }
+}
+
+/* out = epi(x W^T) over the grid: 64x64 tiles (k-tile 64) when they give every block an item,
+ * else 32x32 (k-tile 128), as cs_k_gemm_pick; the tile never changes the bits. */
+template <typename T>
+__device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, const void *x, const void *w,
+                                           const float *bias, void *out, int32_t n, int32_t k,
+                                           cs_k_epilogue epi, unsigned char *smem, int *s_last) {
+    cs_k_gemm_args g = {};
+    g.x = x, g.w = w, g.bias = bias, g.out = out, g.m = a.m, g.n = n, g.k = k;
+    g.dtype = a.dtype, g.epi = epi, g.act = a.act, g.k_chunk = a.k_chunk;
+    const int splits = layer_splits(k, a.k_chunk);
+    const size_t t64 = (size_t)((a.m + 63) / 64) * ((n + 63) / 64);
+    const bool big = t64 * splits >= gridDim.x;
+    const size_t tiles = big ? t64 : (size_t)((a.m + 31) / 32) * ((n + 31) / 32);
+    if (splits > 1 && a.split_ws && (size_t)splits * a.m * n <= a.split_ws_floats && tiles <= a.split_sems) {
+        g.split_ws = a.split_ws;
+        g.split_sem = a.split_sem;
+    }
+    if (big)
+        layer_gemm_tiles<T, 64, 64, 64, 4>(g, smem, s_last);
+    else
+        layer_gemm_tiles<T, 32, 32, 128, 4>(g, smem, s_last);
+}
+
+template <typename T>
+__device__ __forceinline__ void layer_attention(const cs_k_layer_args &a, unsigned char *smem) {
+    T *sQ = reinterpret_cast<T *>(smem);
+    T *sK = sQ + CS_K_ATTN_MAX_T * ATT_LD, *sV = sK + CS_K_ATTN_MAX_T * ATT_LD;
+    const int pairs = a.n_seq * a.n_heads;
+    /* few (sequence, head) pairs: a block per query tile, as cs_k_attention does */
+    const int split = pairs < (int)gridDim.x;
+    const int items = pairs * (split ? ATT_TILES : 1);
+    for (int item = blockIdx.x; item < items; item += gridDim.x) {
+        const int pair = item % pairs, zt = item / pairs;
+        __syncthreads();
+        cs_attn_block<T>(static_cast<T *>(a.att), static_cast<const T *>(a.qkv), a.offsets, a.d, a.scale, 0,
+                         split, pair / a.n_heads, pair % a.n_heads, zt, sQ, sK, sV);
+    }
+}
+
+template <typename T>
+static __global__ void __launch_bounds__(LAYER_THREADS, LAYER_MAX_PER_SM) layer_kernel(cs_k_layer_args a) {
+    CS_DYN_SMEM(smem, 128);
+    int *s_last = reinterpret_cast<int *>(smem + LAYER_GEMM_SMEM);
+    layer_ln<T>(a, a.ln1_g, a.ln1_b);
+    layer_grid_sync(a.bar);
+    layer_gemm<T>(a, a.a, a.w_qkv, a.b_qkv, a.qkv, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);
+    layer_grid_sync(a.bar);
+    layer_attention<T>(a, smem);
+    layer_grid_sync(a.bar);
+    layer_gemm<T>(a, a.att, a.w_o, a.b_o, a.h, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last);
+    layer_grid_sync(a.bar);
+    layer_ln<T>(a, a.ln2_g, a.ln2_b);
+    layer_grid_sync(a.bar);
+    layer_gemm<T>(a, a.a, a.w_fc1, a.b_fc1, a.mlp, a.f, a.d, CS_K_EPI_BIAS_ACT, smem, s_last);
+    layer_grid_sync(a.bar);
+    layer_gemm<T>(a, a.mlp, a.w_fc2, a.b_fc2, a.h, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last);
+}
+
+extern "C" cudaError_t cs_k_layer_setup(int *blocks) {
+    int dev = 0, n_sm = 0, per_sm = 0, coop = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev);
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(layer_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, LAYER_SMEM);
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(layer_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 LAYER_SMEM);
+    if (e == cudaSuccess)
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, layer_kernel<__half>, LAYER_THREADS, LAYER_SMEM);
+    if (e != cudaSuccess) return e;
+    if (!coop || per_sm < 1) return cudaErrorCooperativeLaunchTooLarge;
+    *blocks = n_sm * (per_sm < LAYER_MAX_PER_SM ? per_sm : LAYER_MAX_PER_SM);
+    return cudaSuccess;
+}
+
+template <typename T>
+static cudaError_t layer_launch(const cs_k_layer_args *a, int blocks, cudaStream_t stream) {
+#ifdef CS_EMU
+    return cs_emu_launch_cooperative(reinterpret_cast<const void *>(layer_kernel<T>), dim3(blocks),
+                                     dim3(LAYER_THREADS), LAYER_SMEM, stream,
+                                     [args = *a]() { layer_kernel<T>(args); });
+#else
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeCooperative;
+    at[0].val.cooperative = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(blocks);
+    cfg.blockDim = dim3(LAYER_THREADS);
+    cfg.dynamicSmemBytes = LAYER_SMEM;
+    cfg.stream = stream;
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, layer_kernel<T>, *a);
+#endif
+}
+
+extern "C" cudaError_t cs_k_layer(const cs_k_layer_args *a, int blocks, cudaStream_t stream) {
+    if (a->m < 0 || a->d <= 0 || a->n_heads <= 0 || a->d % a->n_heads || a->d / a->n_heads != CS_K_ATTN_HEAD_DIM ||
+        a->d % 64 || a->d > LN_MAX_V * 128 || a->f <= 0 || a->f % 8 || blocks < 1 || !a->bar ||
+        !a->offsets || a->k_chunk < 0 || a->k_chunk % 128)
+        return cudaErrorInvalidValue;
+    if (((uintptr_t)a->a | (uintptr_t)a->qkv | (uintptr_t)a->att | (uintptr_t)a->mlp | (uintptr_t)a->h) % 16)
+        return cudaErrorInvalidValue;
+    if (a->m == 0) return cudaSuccess;
+    if (a->dtype == CLIPSKIP_DTYPE_F16) return layer_launch<__half>(a, blocks, stream);
+    if (a->dtype == CLIPSKIP_DTYPE_BF16) return layer_launch<__nv_bfloat16>(a, blocks, stream);
+    return cudaErrorInvalidValue;
+}
