@@ -4,6 +4,8 @@
  *                                 run fused. 0 or unset: off. Same bits as the separate kernels
  *                                 under the same CLIPSKIP_CUDA_K_CHUNK (the kernel runs their
  *                                 device functions), so batch invariance holds across the two.
+ *   CLIPSKIP_CUDA_FUSED_PREFETCH=0  the fused kernel does not ask L2 for the layer's weights at
+ *                                 its start (on by default; for the A/B in tests/gpu/check.sh).
  * Declined (the encoder issues the seven ops): head width other than 64, the cuBLASLt path,
  * passes over the limit, and the pooled-only last layer. */
 #ifdef CLIPSKIP_WITH_CUDA
@@ -28,6 +30,8 @@ clipskip_status cs_cu_fused_init(cs_backend *be) {
     CU_TRY(be, cudaMalloc((void **)&be->layer_bar, 2 * sizeof(unsigned)));
     CU_TRY(be, cudaMemsetAsync(be->layer_bar, 0, 2 * sizeof(unsigned), be->stream));
     be->fused_rows = (int32_t)n * CLIPSKIP_CONTEXT;
+    const char *pf = getenv("CLIPSKIP_CUDA_FUSED_PREFETCH");
+    be->fused_prefetch = !(pf && !strcmp(pf, "0"));
     return CLIPSKIP_OK;
 }
 
@@ -58,7 +62,8 @@ clipskip_status cs_cu_fused_layer(cs_backend *be, const cs_cu_tower *t, int laye
         .w_qkv = L->qkv.w, .w_o = L->o.w, .w_fc1 = L->fc1.w, .w_fc2 = L->fc2.w,
         .b_qkv = L->qkv.b, .b_o = L->o.b, .b_fc1 = L->fc1.b, .b_fc2 = L->fc2.b,
         .k_chunk = be->k_chunk, .split_ws = be->split_ws, .split_ws_floats = be->split_ws_floats,
-        .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar};
+        .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar,
+        .prefetch = be->fused_prefetch};
     CU_TRY(be, cs_k_layer(&k, be->layer_blocks, be->stream));
     *done = 1;
     return CLIPSKIP_OK;

@@ -117,6 +117,7 @@ struct cs_backend {
     int pdl;                     /* programmatic dependent launch (CLIPSKIP_CUDA_PDL=1) */
     int32_t fused_rows;          /* fused layer for passes of at most this many rows (0: off) */
     int layer_blocks;            /* its cooperative grid */
+    int fused_prefetch;          /* it asks L2 for the layer's weights first */
     unsigned *layer_bar;         /* its grid barrier's two counters */
     float *split_ws;             /* with k_chunk: partials of chunks run on separate blocks */
     size_t split_ws_floats;

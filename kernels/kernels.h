@@ -189,6 +189,7 @@ typedef struct {
     size_t split_sems;
     unsigned *bar;           /* 2 device counters for the grid barrier: 0 before the first
                               * launch, left ready for the next (graph replays) */
+    int prefetch;            /* 1: ask L2 for the four weight matrices at the start */
 } cs_k_layer_args;
 /* Once per device before cs_k_layer; *blocks = the grid it launches (every block resident at
  * once: multiprocessors x resident blocks per multiprocessor, at most 2). */

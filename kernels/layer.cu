@@ -36,6 +36,7 @@ __device__ __forceinline__ unsigned layer_atom_add_acq_rel(unsigned *p, unsigned
 }
 __device__ __forceinline__ void layer_red_add_release(unsigned *p, unsigned v) { atomicAdd(p, v); }
 __device__ __forceinline__ void layer_pause() { cs_emu_spin(); }
+__device__ __forceinline__ void layer_prefetch_line(const void *) {}
 #else
 __device__ __forceinline__ unsigned layer_ld_acquire(const unsigned *p) {
     unsigned v;
@@ -51,7 +52,18 @@ __device__ __forceinline__ void layer_red_add_release(unsigned *p, unsigned v) {
     asm volatile("red.release.gpu.global.add.u32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
 }
 __device__ __forceinline__ void layer_pause() { __nanosleep(32); }
+__device__ __forceinline__ void layer_prefetch_line(const void *p) {
+    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+}
 #endif
+
+/* Ask L2 for bytes of p, one 128-byte line per thread of the grid in turn: the layer's weights
+ * at the start, so the GEMM phases after LN1 (and the barriers) find them on chip. */
+__device__ __forceinline__ void layer_prefetch(const void *p, size_t bytes) {
+    const size_t step = (size_t)gridDim.x * blockDim.x * 128;
+    for (size_t off = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 128; off < bytes; off += step)
+        layer_prefetch_line(static_cast<const char *>(p) + off);
+}
 
 /* Every block of the grid reaches here before any leaves; writes before it are visible to
  * every block after it. */
@@ -149,6 +161,13 @@ template <typename T>
 static __global__ void __launch_bounds__(LAYER_THREADS, LAYER_MAX_PER_SM) layer_kernel(cs_k_layer_args a) {
     CS_DYN_SMEM(smem, 128);
     int *s_last = reinterpret_cast<int *>(smem + LAYER_GEMM_SMEM);
+    if (a.prefetch) {
+        const size_t dd = (size_t)a.d * a.d * sizeof(T), df = (size_t)a.d * a.f * sizeof(T);
+        layer_prefetch(a.w_qkv, 3 * dd);
+        layer_prefetch(a.w_o, dd);
+        layer_prefetch(a.w_fc1, df);
+        layer_prefetch(a.w_fc2, df);
+    }
     layer_ln<T>(a, a.ln1_g, a.ln1_b);
     layer_grid_sync(a.bar);
     layer_gemm<T>(a, a.a, a.w_qkv, a.b_qkv, a.qkv, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);

@@ -95,7 +95,8 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, int32_t k_chunk,
     for (int i = 0; i < s->n_seq; i++) off[i + 1] = m += s->lens[i];
     const size_t es = cs_dtype_size(dt);
     cs_k_layer_args a = {.dtype = dt, .act = CLIPSKIP_ACT_QUICK_GELU, .m = m, .d = s->d, .n_heads = s->heads,
-                         .f = s->f, .n_seq = s->n_seq, .scale = 0.125f, .eps = 1e-5f, .k_chunk = k_chunk};
+                         .f = s->f, .n_seq = s->n_seq, .scale = 0.125f, .eps = 1e-5f, .k_chunk = k_chunk,
+                         .prefetch = 1};
     int32_t *d_off = zeros_dev(sizeof off);
     CU(cudaMemcpy(d_off, off, sizeof off, cudaMemcpyHostToDevice));
     a.offsets = d_off;
