@@ -260,6 +260,7 @@ static clipskip_status cu_open_device(cs_backend *be) {
     CU_TRY(be, cudaSetDevice(be->device));
     CU_TRY(be, cudaGetDeviceProperties(&prop, be->device));
     be->n_sm = prop.multiProcessorCount;
+    be->l2_bytes = prop.l2CacheSize > 0 ? (size_t)prop.l2CacheSize : 0;
     be->cc_major = prop.major;
     be->cc_minor = prop.minor;
     snprintf(be->name, sizeof be->name, "%s", prop.name);
@@ -312,6 +313,7 @@ static clipskip_status cu_init(const clipskip_model *model, const clipskip_encod
     be->dl_direct_min = dl && !strcmp(dl, "pinned") ? SIZE_MAX : CU_DL_DIRECT_MIN;
     clipskip_status st = cu_open_device(be);
     if (st == CLIPSKIP_OK) st = cs_cu_weights_init(be, model);
+    if (st == CLIPSKIP_OK) st = cs_cu_fused_weights(be);
     if (st == CLIPSKIP_OK) st = cu_init_buffers(be);
     if (st == CLIPSKIP_OK) st = cs_cu_outbox_init(be);
     if (st == CLIPSKIP_OK && be->gemm_path == CLIPSKIP_GEMM_CUBLASLT) st = cs_cu_lt_init(be);
@@ -515,12 +517,12 @@ static clipskip_status cu_gemm(cs_backend *be, int tower, int layer, cs_weight_i
     return cs_cu_gemm_native(be, lin, kepi[epi], t->act, x, out, m);
 }
 
-static clipskip_status cu_layer(cs_backend *be, int tower, int layer, void *h, void *a, void *qkv,
-                                void *att, void *mlp, int32_t m, int *done) {
+static clipskip_status cu_layers(cs_backend *be, int tower, int l0, int l1, void *h, void *a, void *qkv,
+                                 void *att, void *mlp, int32_t m, int *done) {
     const cs_cu_tower *t = NULL;
     *done = 0;
     CS_TRY(cu_tower(be, tower, &t));
-    return cs_cu_fused_layer(be, t, layer, h, a, qkv, att, mlp, m, cu_mlp_chunk_rows(be), done);
+    return cs_cu_fused_layers(be, t, l0, l1, h, a, qkv, att, mlp, m, cu_mlp_chunk_rows(be), done);
 }
 
 static clipskip_status cu_attention(cs_backend *be, int tower, const void *qkv, void *out,
@@ -711,7 +713,7 @@ const cs_backend_ops cs_backend_cuda = {
     .free = cu_free,
     .elem_bytes = cu_elem_bytes,
     .mlp_chunk_rows = cu_mlp_chunk_rows,
-    .layer = cu_layer,
+    .layers = cu_layers,
     .device_name = cu_device_name,
     .memory = cu_memory,
     .host_alloc = cu_host_alloc,

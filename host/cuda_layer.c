@@ -1,13 +1,17 @@
-/* CUDA backend: the fused layer (kernels/layer.cu, cs_k_layer), one cooperative launch per
- * layer for small passes instead of seven. An experiment until a device run measures it:
+/* CUDA backend: the fused layer kernel (kernels/layer.cu, cs_k_layer): the full layers of a
+ * small pass's run in one cooperative launch instead of seven per layer. An experiment until a
+ * device run measures it:
  *   CLIPSKIP_CUDA_FUSED_LAYER=N   full layers of passes of at most N prompts (N x 77 token rows)
  *                                 run fused. 0 or unset: off. Same bits as the separate kernels
  *                                 under the same CLIPSKIP_CUDA_K_CHUNK (the kernel runs their
  *                                 device functions), so batch invariance holds across the two.
- *   CLIPSKIP_CUDA_FUSED_PREFETCH=0  the fused kernel does not ask L2 for the layer's weights at
- *                                 its start (on by default; for the A/B in tests/gpu/check.sh).
- * Declined (the encoder issues the seven ops): head width other than 64, the cuBLASLt path,
- * passes over the limit, and the pooled-only last layer. */
+ *   CLIPSKIP_CUDA_FUSED_PREFETCH=0  the fused kernel does not ask L2 for the weights (for the
+ *                                 A/B in tests/gpu/check.sh). By default it asks for each
+ *                                 layer's at the start of the layer before, where two layers'
+ *                                 weights fit in 3/4 of L2 (CLIP-L: 2 x 14 MB of an H100's 50 MB),
+ *                                 else for each layer's as it starts.
+ * Declined (the encoder issues the seven ops per layer): head width other than 64, the
+ * cuBLASLt path, passes over the limit; the pooled-only last layer is never offered. */
 #ifdef CLIPSKIP_WITH_CUDA
 #include "cuda_priv.h"
 
@@ -31,7 +35,27 @@ clipskip_status cs_cu_fused_init(cs_backend *be) {
     CU_TRY(be, cudaMemsetAsync(be->layer_bar, 0, 2 * sizeof(unsigned), be->stream));
     be->fused_rows = (int32_t)n * CLIPSKIP_CONTEXT;
     const char *pf = getenv("CLIPSKIP_CUDA_FUSED_PREFETCH");
-    be->fused_prefetch = !(pf && !strcmp(pf, "0"));
+    be->fused_prefetch = !(pf && !strcmp(pf, "0")); /* 1 here; 2 per tower in the launch */
+    return CLIPSKIP_OK;
+}
+
+clipskip_status cs_cu_fused_weights(cs_backend *be) {
+    if (!be->fused_rows) return CLIPSKIP_OK;
+    for (int i = 0; i < be->n_towers; i++) {
+        cs_cu_tower *t = &be->towers[i];
+        cs_k_layer_weights *w = cs_calloc((size_t)t->n_layers, sizeof *w);
+        if (!w) return cs_fail(CLIPSKIP_ERR_NOMEM, "cuda: out of host memory for %d layers", t->n_layers);
+        for (int l = 0; l < t->n_layers; l++) {
+            const cs_cu_layer *L = &t->layers[l];
+            w[l] = (cs_k_layer_weights){L->ln1_g, L->ln1_b, L->ln2_g, L->ln2_b, L->qkv.w, L->o.w, L->fc1.w,
+                                        L->fc2.w, L->qkv.b, L->o.b, L->fc1.b, L->fc2.b};
+        }
+        const size_t bytes = (size_t)t->n_layers * sizeof *w;
+        cudaError_t e = cudaMalloc((void **)&t->fused, bytes);
+        if (e == cudaSuccess) e = cudaMemcpy(t->fused, w, bytes, cudaMemcpyHostToDevice);
+        free(w);
+        CU_TRY(be, e);
+    }
     return CLIPSKIP_OK;
 }
 
@@ -39,31 +63,42 @@ void cs_cu_fused_free(cs_backend *be) {
     if (be->layer_bar) cudaFree(be->layer_bar);
     be->layer_bar = NULL;
     be->fused_rows = 0;
+    for (int i = 0; i < be->n_towers; i++) {
+        if (be->towers[i].fused) cudaFree(be->towers[i].fused);
+        be->towers[i].fused = NULL;
+    }
 }
 
-size_t cs_cu_fused_bytes(const cs_backend *be) { return be->layer_bar ? 2 * sizeof(unsigned) : 0; }
+size_t cs_cu_fused_bytes(const cs_backend *be) {
+    size_t n = be->layer_bar ? 2 * sizeof(unsigned) : 0;
+    for (int i = 0; i < be->n_towers; i++)
+        if (be->towers[i].fused) n += (size_t)be->towers[i].n_layers * sizeof(cs_k_layer_weights);
+    return n;
+}
 
-clipskip_status cs_cu_fused_layer(cs_backend *be, const cs_cu_tower *t, int layer, void *h, void *a, void *qkv,
-                            void *att, void *mlp, int32_t m, int32_t mlp_rows, int *done) {
+/* Bytes of one layer's four weight matrices. */
+static size_t cu_layer_bytes(const cs_backend *be, const cs_cu_tower *t) {
+    return (size_t)(4 * t->d + 2 * t->f) * (size_t)t->d * cs_dtype_size(be->cdt);
+}
+
+clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0, int l1, void *h, void *a,
+                                   void *qkv, void *att, void *mlp, int32_t m, int32_t mlp_rows, int *done) {
     *done = 0;
-    if (!be->fused_rows || m < 1 || m > be->fused_rows || m > mlp_rows ||
+    if (!be->fused_rows || !t->fused || m < 1 || m > be->fused_rows || m > mlp_rows ||
         be->gemm_path == CLIPSKIP_GEMM_CUBLASLT || t->d / t->heads != CS_K_ATTN_HEAD_DIM || m != be->n_tokens)
         return CLIPSKIP_OK;
-    if (layer < 0 || layer >= t->n_layers)
-        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: layer %d (tower has %d)", layer, t->n_layers);
-    const cs_cu_layer *L = &t->layers[layer];
+    if (l0 < 0 || l1 > t->n_layers || l0 > l1)
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: layers %d..%d (tower has %d)", l0, l1 - 1, t->n_layers);
     const void *bufs[] = {h, a, qkv, att, mlp};
     for (int i = 0; i < 5; i++) cs_cu_graph_note(be, bufs[i]);
     cs_k_layer_args k = {
         .dtype = be->cdt, .act = t->act, .m = m, .d = t->d, .n_heads = t->heads, .f = t->f,
         .n_seq = be->n_seq, .offsets = be->d_off, .scale = 1.0f / sqrtf((float)(t->d / t->heads)),
         .eps = CS_CU_LN_EPS, .h = h, .a = a, .qkv = qkv, .att = att, .mlp = mlp,
-        .ln1_g = L->ln1_g, .ln1_b = L->ln1_b, .ln2_g = L->ln2_g, .ln2_b = L->ln2_b,
-        .w_qkv = L->qkv.w, .w_o = L->o.w, .w_fc1 = L->fc1.w, .w_fc2 = L->fc2.w,
-        .b_qkv = L->qkv.b, .b_o = L->o.b, .b_fc1 = L->fc1.b, .b_fc2 = L->fc2.b,
+        .layers = t->fused + l0, .n_layers = l1 - l0,
         .k_chunk = be->k_chunk, .split_ws = be->split_ws, .split_ws_floats = be->split_ws_floats,
         .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar,
-        .prefetch = be->fused_prefetch};
+        .prefetch = be->fused_prefetch && 2 * cu_layer_bytes(be, t) <= be->l2_bytes / 4 * 3 ? 2 : be->fused_prefetch};
     CU_TRY(be, cs_k_layer(&k, be->layer_blocks, be->stream));
     *done = 1;
     return CLIPSKIP_OK;

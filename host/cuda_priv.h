@@ -54,6 +54,8 @@ typedef struct {
     float *lnf_g, *lnf_b;       /* (D) fp32 */
     cs_cu_layer *layers;        /* n_layers (host array of device pointers) */
     cs_cu_linear proj;          /* (E, D), no bias; w == NULL when the tower has none */
+    cs_k_layer_weights *fused;  /* (n_layers) device copy of the layers' pointers for the fused
+                                 * layer kernel; NULL while it is off */
 } cs_cu_tower;
 
 /* ---- host arrays going to the device (ids, positions, offsets, gather indices): a pinned
@@ -108,6 +110,7 @@ typedef struct {
 
 struct cs_backend {
     int device, n_sm, cc_major, cc_minor;
+    size_t l2_bytes;             /* the device's L2 cache */
     int dead;                    /* a sticky error was seen: the context is lost */
     char name[256];
     clipskip_dtype cdt;          /* ACT element type: F16 or BF16 */
@@ -117,7 +120,7 @@ struct cs_backend {
     int pdl;                     /* programmatic dependent launch (CLIPSKIP_CUDA_PDL=1) */
     int32_t fused_rows;          /* fused layer for passes of at most this many rows (0: off) */
     int layer_blocks;            /* its cooperative grid */
-    int fused_prefetch;          /* it asks L2 for the layer's weights first */
+    int fused_prefetch;          /* it asks L2 for the weights (cs_k_layer_args.prefetch) */
     unsigned *layer_bar;         /* its grid barrier's two counters */
     float *split_ws;             /* with k_chunk: partials of chunks run on separate blocks */
     size_t split_ws_floats;
@@ -225,14 +228,16 @@ clipskip_status cs_cu_measure_peak(cs_backend *be, double *flops_per_s, double *
  * CLIPSKIP_CUDA_K_CHUNK; read by init after cs_k_gemm_setup) and their device memory */
 clipskip_status cs_cu_gemm_init(cs_backend *be);
 
-/* cuda_layer.c: the fused layer (CLIPSKIP_CUDA_FUSED_LAYER) */
+/* cuda_layer.c: the fused layer kernel (CLIPSKIP_CUDA_FUSED_LAYER) */
 clipskip_status cs_cu_fused_init(cs_backend *be);
+/* After cs_cu_weights_init: the per-tower device arrays of layer pointers the kernel reads. */
+clipskip_status cs_cu_fused_weights(cs_backend *be);
 void cs_cu_fused_free(cs_backend *be);
 size_t cs_cu_fused_bytes(const cs_backend *be);
-/* One full layer over the current packing in one launch; *done = 0 when declined (the caller
- * then issues the ops). mlp_rows: rows the mlp buffer holds. */
-clipskip_status cs_cu_fused_layer(cs_backend *be, const cs_cu_tower *t, int layer, void *h, void *a, void *qkv,
-                                  void *att, void *mlp, int32_t m, int32_t mlp_rows, int *done);
+/* Full layers l0..l1-1 over the current packing in one launch; *done = 0 when declined (the
+ * caller then issues the ops). mlp_rows: rows the mlp buffer holds. */
+clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0, int l1, void *h, void *a,
+                                   void *qkv, void *att, void *mlp, int32_t m, int32_t mlp_rows, int *done);
 void cs_cu_gemm_free(cs_backend *be);
 size_t cs_cu_gemm_bytes(const cs_backend *be);
 clipskip_status cs_cu_gemm_native(cs_backend *be, const cs_cu_linear *lin, cs_k_epilogue epi,

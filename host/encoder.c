@@ -152,11 +152,6 @@ static clipskip_status mlp(clipskip_encoder *e, int tw, int l, void *h, int32_t 
 /* One pre-LN transformer layer over all m packed rows. */
 static clipskip_status layer_full(clipskip_encoder *e, int tw, int l, int32_t m) {
     const cs_backend_ops *o = e->ops;
-    if (o->layer) {
-        int done = 0;
-        CS_TRY(o->layer(e->be, tw, l, e->h, e->a, e->qkv, e->att, e->mlp, m, &done));
-        if (done) return CLIPSKIP_OK;
-    }
     CS_TRY(o->layernorm(e->be, tw, l, CS_LN_1, e->h, e->a, m, NULL));
     CS_TRY(o->gemm(e->be, tw, l, CS_W_QKV, CS_EPI_BIAS, e->a, e->qkv, m));
     CS_TRY(o->attention(e->be, tw, e->qkv, e->att, 0));
@@ -193,7 +188,14 @@ static clipskip_status run_layers(clipskip_encoder *e, cs_pass *ps, int tw, int 
         if (r < 0) return clipskip_last_status() ? clipskip_last_status() : CLIPSKIP_ERR_BACKEND;
         if (r == 1) return CLIPSKIP_OK; /* replayed */
     }
-    for (int l = l0; l < l1; l++) {
+    int l = l0;
+    const int full_end = last_only ? l1 - 1 : l1; /* the full layers, fused where the backend can */
+    if (o->layers && full_end > l0) {
+        int done = 0;
+        CS_TRY(o->layers(e->be, tw, l0, full_end, e->h, e->a, e->qkv, e->att, e->mlp, ps->m, &done));
+        if (done) l = full_end;
+    }
+    for (; l < l1; l++) {
         if (last_only && l == l1 - 1)
             CS_TRY(layer_last_only(e, ps, tw, l));
         else

@@ -161,7 +161,7 @@ cudaError_t cs_k_attention(void *out, const void *qkv, const int32_t *offsets, i
                            int32_t n_heads, int32_t d, float scale, int last_only,
                            clipskip_dtype dtype, cudaStream_t stream);
 
-/* One pre-LN transformer layer of a small pass in ONE cooperative launch (kernels/layer.cu):
+/* Layers of a small pass in ONE cooperative launch (kernels/layer.cu): for each layer,
  * h += O(attn(LN1(h))), then h += FC2(act(FC1(LN2(h)))), as seven phases (LN1, QKV, attention,
  * O + residual, LN2, FC1 + act, FC2 + residual) separated by grid-wide barriers, every block
  * taking the phase's rows, output tiles (x K chunks) or (sequence, head[, query tile]) items in
@@ -171,6 +171,12 @@ cudaError_t cs_k_attention(void *out, const void *qkv, const int32_t *offsets, i
  * For passes too small to fill the device, where the seven launches per layer and the gaps
  * between them are most of the time. Head width 64 only (the tensor-core attention). */
 typedef struct {
+    const float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
+    const void *w_qkv, *w_o, *w_fc1, *w_fc2; /* nn.Linear (N, K) */
+    const float *b_qkv, *b_o, *b_fc1, *b_fc2;
+} cs_k_layer_weights;
+
+typedef struct {
     clipskip_dtype dtype;    /* F16 or BF16: the ACT buffers and weights */
     clipskip_act act;        /* FC1's activation */
     int32_t m, d, n_heads, f; /* token rows, width, heads (d / n_heads == 64), MLP width */
@@ -179,9 +185,8 @@ typedef struct {
     float scale, eps;        /* attention's Dh^-0.5; LayerNorm's eps */
     float *h;                /* (m, d) fp32 residual, updated in place */
     void *a, *qkv, *att, *mlp; /* ACT scratch: (m, d), (m, 3d), (m, d), (m, f) */
-    const float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
-    const void *w_qkv, *w_o, *w_fc1, *w_fc2; /* nn.Linear (N, K) */
-    const float *b_qkv, *b_o, *b_fc1, *b_fc2;
+    const cs_k_layer_weights *layers; /* device array: the n_layers layers to run, in order */
+    int32_t n_layers;
     int32_t k_chunk;         /* as cs_k_gemm_args (0: no split) */
     float *split_ws;         /* with k_chunk: chunks on separate blocks where these fit, */
     size_t split_ws_floats;  /* else added in registers (same bits) */
@@ -189,7 +194,8 @@ typedef struct {
     size_t split_sems;
     unsigned *bar;           /* 2 device counters for the grid barrier: 0 before the first
                               * launch, left ready for the next (graph replays) */
-    int prefetch;            /* 1: ask L2 for the four weight matrices at the start */
+    int prefetch;            /* ask L2 for the weights: 0 no, 1 each layer's as it starts, 2 also
+                              * the next layer's (two layers' weights must fit L2) */
 } cs_k_layer_args;
 /* Once per device before cs_k_layer; *blocks = the grid it launches (every block resident at
  * once: multiprocessors x resident blocks per multiprocessor, at most 2). */

@@ -1,7 +1,7 @@
-/* The fused layer kernel (kernels.h: cs_k_layer): one transformer layer of a small pass in one
- * cooperative launch. Every block is resident at once and loops over the layer's seven phases;
- * a grid-wide barrier separates them (a phase reads what the one before it wrote, in other
- * blocks). Inside a phase a block takes items in turn (item = blockIdx.x, + gridDim.x, ...):
+/* The fused layer kernel (kernels.h: cs_k_layer): the layers of a small pass in one
+ * cooperative launch. Every block is resident at once and loops over each layer's seven
+ * phases; a grid-wide barrier separates them (a phase reads what the one before it wrote, in
+ * other blocks), and the layers. Inside a phase a block takes items in turn (item = blockIdx.x, + gridDim.x, ...):
  *   LN1, LN2          one row per warp                       cs_ln_row      (layernorm.cuh)
  *   QKV, O, FC1, FC2  one output tile (x one K chunk)       cs_gemm_tile   (gemm_tile.cuh)
  *   attention         one (sequence, head[, query tile])    cs_attn_block  (attention.cuh)
@@ -9,7 +9,7 @@
  *
  * Why: at batch 1 a CLIP-L layer is 7 launches of a few microseconds of work each, and the
  * launch gaps inside a graph cost about as much as the work (kernels/README.md, "Batch 1"). One
- * launch per layer leaves 6 grid barriers, about a microsecond each.
+ * launch per run of layers leaves 7 grid barriers per layer, about a microsecond each.
  *
  * Barrier: bar[0] counts the blocks arrived in this round, bar[1] counts finished rounds. A
  * block's thread 0 reads the round, arrives (acq_rel: releases the block's writes, which the
@@ -87,9 +87,13 @@ __device__ __forceinline__ int layer_splits(int32_t k, int32_t k_chunk) {
     return k_chunk > 0 && k > k_chunk ? (k + k_chunk - 1) / k_chunk : 1;
 }
 
+/* The phase functions are __noinline__: with every phase inlined into the layer loop ptxas
+ * spilled (sm_80: 296 bytes stored, 1168 loaded; sm_90: 112 / 292); as calls, each gets its own
+ * allocation and none spills (sm_90: the kernel body 4-8 bytes, outside the phases' loops). */
+
 /* rows m of out = LN(in), one row per warp of the grid */
 template <typename T>
-__device__ __forceinline__ void layer_ln(const cs_k_layer_args &a, const float *g, const float *b) {
+__device__ __noinline__ void layer_ln(const cs_k_layer_args &a, const float *g, const float *b) {
     const size_t warps = (size_t)gridDim.x * (LAYER_THREADS / 32);
     for (size_t row = (size_t)blockIdx.x * (LAYER_THREADS / 32) + (threadIdx.x >> 5); row < (size_t)a.m;
          row += warps)
@@ -98,7 +102,7 @@ __device__ __forceinline__ void layer_ln(const cs_k_layer_args &a, const float *
 
 /* One GEMM over the grid with tile BM x BN (k-tile 64 or 128: 64 KB of stages either way). */
 template <typename T, int BM, int BN, int BK, int STAGES>
-__device__ __forceinline__ void layer_gemm_tiles(const cs_k_gemm_args &g, unsigned char *smem,
+__device__ __noinline__ void layer_gemm_tiles(const cs_k_gemm_args &g, unsigned char *smem,
                                                  int *s_last) {
     const int tn_count = (g.n + BN - 1) / BN;
     const int tiles = ((g.m + BM - 1) / BM) * tn_count;
@@ -142,7 +146,7 @@ __device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, const void 
 }
 
 template <typename T>
-__device__ __forceinline__ void layer_attention(const cs_k_layer_args &a, unsigned char *smem) {
+__device__ __noinline__ void layer_attention(const cs_k_layer_args &a, unsigned char *smem) {
     T *sQ = reinterpret_cast<T *>(smem);
     T *sK = sQ + CS_K_ATTN_MAX_T * ATT_LD, *sV = sK + CS_K_ATTN_MAX_T * ATT_LD;
     const int pairs = a.n_seq * a.n_heads;
@@ -157,30 +161,47 @@ __device__ __forceinline__ void layer_attention(const cs_k_layer_args &a, unsign
     }
 }
 
+/* Ask L2 for the four weight matrices of layer w. */
+template <typename T>
+__device__ __forceinline__ void layer_prefetch_weights(const cs_k_layer_args &a, const cs_k_layer_weights &w) {
+    const size_t dd = (size_t)a.d * a.d * sizeof(T), df = (size_t)a.d * a.f * sizeof(T);
+    layer_prefetch(w.w_qkv, 3 * dd);
+    layer_prefetch(w.w_o, dd);
+    layer_prefetch(w.w_fc1, df);
+    layer_prefetch(w.w_fc2, df);
+}
+
+/* One layer, its seven phases; the caller separates layers by a barrier. */
+template <typename T>
+__device__ __forceinline__ void layer_run(const cs_k_layer_args &a, const cs_k_layer_weights &w,
+                                          unsigned char *smem, int *s_last) {
+    layer_ln<T>(a, w.ln1_g, w.ln1_b);
+    layer_grid_sync(a.bar);
+    layer_gemm<T>(a, a.a, w.w_qkv, w.b_qkv, a.qkv, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);
+    layer_grid_sync(a.bar);
+    layer_attention<T>(a, smem);
+    layer_grid_sync(a.bar);
+    layer_gemm<T>(a, a.att, w.w_o, w.b_o, a.h, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last);
+    layer_grid_sync(a.bar);
+    layer_ln<T>(a, w.ln2_g, w.ln2_b);
+    layer_grid_sync(a.bar);
+    layer_gemm<T>(a, a.a, w.w_fc1, w.b_fc1, a.mlp, a.f, a.d, CS_K_EPI_BIAS_ACT, smem, s_last);
+    layer_grid_sync(a.bar);
+    layer_gemm<T>(a, a.mlp, w.w_fc2, w.b_fc2, a.h, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last);
+}
+
 template <typename T>
 static __global__ void __launch_bounds__(LAYER_THREADS, LAYER_MAX_PER_SM) layer_kernel(cs_k_layer_args a) {
     CS_DYN_SMEM(smem, 128);
     int *s_last = reinterpret_cast<int *>(smem + LAYER_GEMM_SMEM);
-    if (a.prefetch) {
-        const size_t dd = (size_t)a.d * a.d * sizeof(T), df = (size_t)a.d * a.f * sizeof(T);
-        layer_prefetch(a.w_qkv, 3 * dd);
-        layer_prefetch(a.w_o, dd);
-        layer_prefetch(a.w_fc1, df);
-        layer_prefetch(a.w_fc2, df);
+    for (int l = 0; l < a.n_layers; l++) {
+        if (l > 0) layer_grid_sync(a.bar); /* the last FC2 has written h */
+        /* prefetch 1: each layer's weights as it starts; 2: also the next layer's, so they
+         * stream in during this one (two layers must fit L2: the host decides) */
+        if (a.prefetch && (l == 0 || a.prefetch == 1)) layer_prefetch_weights<T>(a, a.layers[l]);
+        if (a.prefetch == 2 && l + 1 < a.n_layers) layer_prefetch_weights<T>(a, a.layers[l + 1]);
+        layer_run<T>(a, a.layers[l], smem, s_last);
     }
-    layer_ln<T>(a, a.ln1_g, a.ln1_b);
-    layer_grid_sync(a.bar);
-    layer_gemm<T>(a, a.a, a.w_qkv, a.b_qkv, a.qkv, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);
-    layer_grid_sync(a.bar);
-    layer_attention<T>(a, smem);
-    layer_grid_sync(a.bar);
-    layer_gemm<T>(a, a.att, a.w_o, a.b_o, a.h, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last);
-    layer_grid_sync(a.bar);
-    layer_ln<T>(a, a.ln2_g, a.ln2_b);
-    layer_grid_sync(a.bar);
-    layer_gemm<T>(a, a.a, a.w_fc1, a.b_fc1, a.mlp, a.f, a.d, CS_K_EPI_BIAS_ACT, smem, s_last);
-    layer_grid_sync(a.bar);
-    layer_gemm<T>(a, a.mlp, a.w_fc2, a.b_fc2, a.h, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last);
 }
 
 extern "C" cudaError_t cs_k_layer_setup(int *blocks) {
@@ -225,11 +246,11 @@ static cudaError_t layer_launch(const cs_k_layer_args *a, int blocks, cudaStream
 extern "C" cudaError_t cs_k_layer(const cs_k_layer_args *a, int blocks, cudaStream_t stream) {
     if (a->m < 0 || a->d <= 0 || a->n_heads <= 0 || a->d % a->n_heads || a->d / a->n_heads != CS_K_ATTN_HEAD_DIM ||
         a->d % 64 || a->d > LN_MAX_V * 128 || a->f <= 0 || a->f % 8 || blocks < 1 || !a->bar ||
-        !a->offsets || a->k_chunk < 0 || a->k_chunk % 128)
+        !a->offsets || !a->layers || a->n_layers < 0 || a->k_chunk < 0 || a->k_chunk % 128)
         return cudaErrorInvalidValue;
     if (((uintptr_t)a->a | (uintptr_t)a->qkv | (uintptr_t)a->att | (uintptr_t)a->mlp | (uintptr_t)a->h) % 16)
         return cudaErrorInvalidValue;
-    if (a->m == 0) return cudaSuccess;
+    if (a->m == 0 || a->n_layers == 0) return cudaSuccess;
     if (a->dtype == CLIPSKIP_DTYPE_F16) return layer_launch<__half>(a, blocks, stream);
     if (a->dtype == CLIPSKIP_DTYPE_BF16) return layer_launch<__nv_bfloat16>(a, blocks, stream);
     return cudaErrorInvalidValue;

@@ -189,7 +189,7 @@ E2E=$BIN/test_gpu_e2e
 if want newpaths && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
     run "test_gpu_e2e kchunk384" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_K_CHUNK=384 "$E2E"
 fi
-# the fused layer (one cooperative kernel per layer for passes of <= 8 prompts): batch 1 and 7
+# the fused layer kernel (one cooperative kernel per run of layers for passes of <= 8 prompts): batch 1 and 7
 # of the invariance check run fused, 64 and 513 not, so bitwise equality covers both paths
 if want newpaths && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
     run "test_gpu_e2e fused8 kchunk384" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_FUSED_LAYER=8 \
@@ -212,8 +212,8 @@ fi
 # the pinned staging + memcpy (CLIPSKIP_CUDA_DOWNLOAD=pinned), cuBLASLt GEMMs, f16 output, and
 # each wgmma GEMM variant in place of the 128x128 tile (CLIPSKIP_CUDA_GEMM_LARGE_TILE), and
 # fixed splits of K (CLIPSKIP_CUDA_K_CHUNK) and programmatic dependent launch
-# (CLIPSKIP_CUDA_PDL) and the fused layer (CLIPSKIP_CUDA_FUSED_LAYER=8: one cooperative
-# kernel per layer for passes of <= 8 prompts): the batch-1 latency candidates; overlap256: passes of 256 rows whose
+# (CLIPSKIP_CUDA_PDL) and the fused layer kernel (CLIPSKIP_CUDA_FUSED_LAYER=8: one cooperative
+# kernel per run of layers for passes of <= 8 prompts): the batch-1 latency candidates; overlap256: passes of 256 rows whose
 # downloads run under the next pass (CLIPSKIP_CUDA_OVERLAP, CLIPSKIP_PASS_ROWS)
 if ! want variants; then
     :
@@ -250,7 +250,7 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=$(echo "$v" | sed -E 's/fused([0-9]+).*/\1/') \
                 CLIPSKIP_CUDA_FUSED_PREFETCH=0 CLIPSKIP_CUDA_K_CHUNK=$(echo "$v" | sed -E 's/.*-kchunk([0-9]+).*/\1/') \
                 "$CLI" "${VB[@]}" ;;
-        fused*-kchunk*) # one cooperative kernel per layer for passes of <= N prompts, split K
+        fused*-kchunk*) # one cooperative kernel per run of layers for passes of <= N prompts, split K
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=$(echo "$v" | sed -E 's/fused([0-9]+).*/\1/') \
                 CLIPSKIP_CUDA_K_CHUNK=${v##*-kchunk} "$CLI" "${VB[@]}" ;;
         fused*) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=${v#fused} "$CLI" \

@@ -1,8 +1,8 @@
-/* The fused layer kernel (kernels/layer.cu, cs_k_layer) against the seven separate kernels the
- * encoder otherwise launches (LN1, QKV, attention, O + residual, LN2, FC1 + act, FC2 + residual)
- * on the same random weights and residual: bitwise equal outputs (h, and each scratch buffer),
- * at 1 and several packed sequences, with and without a fixed split of K (chunks on separate
- * blocks or in registers), F16 and BF16. Launched twice in a row: the grid barrier's counters
+/* The fused layer kernel (kernels/layer.cu, cs_k_layer) against the seven separate kernels per
+ * layer the encoder otherwise launches (LN1, QKV, attention, O + residual, LN2, FC1 + act,
+ * FC2 + residual) on the same random weights and residual: bitwise equal outputs (h, and each
+ * scratch buffer), at 1 and several packed sequences, one layer and a run of three, with and
+ * without a fixed split of K (chunks on separate blocks or in registers), F16 and BF16. Launched twice in a row: the grid barrier's counters
  * carry over (graph replays), so the second launch must give the same bits again.
  * Exit 77 (SKIPPED) when no CUDA device is usable. */
 #include "gpu_test_model.h"
@@ -53,25 +53,46 @@ static void *zeros_dev(size_t bytes) {
     return d;
 }
 
-/* The seven kernels, as host/encoder.c's layer_full issues them through the backend. */
-static void run_separate(const cs_k_layer_args *a, int n_sm) {
-    cs_k_gemm_args g = {.m = a->m, .dtype = a->dtype, .act = a->act, .k_chunk = a->k_chunk,
-                        .split_ws = a->split_ws, .split_sem = a->split_sem};
-    CU(cs_k_layernorm(a->a, a->dtype, a->h, NULL, a->ln1_g, a->ln1_b, a->m, a->d, a->eps, 0));
-    g.x = a->a, g.w = a->w_qkv, g.bias = a->b_qkv, g.out = a->qkv, g.n = 3 * a->d, g.k = a->d;
-    g.epi = CS_K_EPI_BIAS;
-    CU(cs_k_gemm(&g, n_sm, -1, 0));
-    CU(cs_k_attention(a->att, a->qkv, a->offsets, a->n_seq, a->n_heads, a->d, a->scale, 0, a->dtype, 0));
-    g.x = a->att, g.w = a->w_o, g.bias = a->b_o, g.out = a->h, g.n = a->d, g.k = a->d;
-    g.epi = CS_K_EPI_BIAS_RESID;
-    CU(cs_k_gemm(&g, n_sm, -1, 0));
-    CU(cs_k_layernorm(a->a, a->dtype, a->h, NULL, a->ln2_g, a->ln2_b, a->m, a->d, a->eps, 0));
-    g.x = a->a, g.w = a->w_fc1, g.bias = a->b_fc1, g.out = a->mlp, g.n = a->f, g.k = a->d;
-    g.epi = CS_K_EPI_BIAS_ACT;
-    CU(cs_k_gemm(&g, n_sm, -1, 0));
-    g.x = a->mlp, g.w = a->w_fc2, g.bias = a->b_fc2, g.out = a->h, g.n = a->d, g.k = a->f;
-    g.epi = CS_K_EPI_BIAS_RESID;
-    CU(cs_k_gemm(&g, n_sm, -1, 0));
+/* The seven kernels per layer, as host/encoder.c's layer_full issues them through the backend.
+ * w: host copy of the layers' device pointers. */
+static void run_separate(const cs_k_layer_args *a, const cs_k_layer_weights *w, int n_sm) {
+    for (int l = 0; l < a->n_layers; l++, w++) {
+        cs_k_gemm_args g = {.m = a->m, .dtype = a->dtype, .act = a->act, .k_chunk = a->k_chunk,
+                            .split_ws = a->split_ws, .split_sem = a->split_sem};
+        CU(cs_k_layernorm(a->a, a->dtype, a->h, NULL, w->ln1_g, w->ln1_b, a->m, a->d, a->eps, 0));
+        g.x = a->a, g.w = w->w_qkv, g.bias = w->b_qkv, g.out = a->qkv, g.n = 3 * a->d, g.k = a->d;
+        g.epi = CS_K_EPI_BIAS;
+        CU(cs_k_gemm(&g, n_sm, -1, 0));
+        CU(cs_k_attention(a->att, a->qkv, a->offsets, a->n_seq, a->n_heads, a->d, a->scale, 0, a->dtype, 0));
+        g.x = a->att, g.w = w->w_o, g.bias = w->b_o, g.out = a->h, g.n = a->d, g.k = a->d;
+        g.epi = CS_K_EPI_BIAS_RESID;
+        CU(cs_k_gemm(&g, n_sm, -1, 0));
+        CU(cs_k_layernorm(a->a, a->dtype, a->h, NULL, w->ln2_g, w->ln2_b, a->m, a->d, a->eps, 0));
+        g.x = a->a, g.w = w->w_fc1, g.bias = w->b_fc1, g.out = a->mlp, g.n = a->f, g.k = a->d;
+        g.epi = CS_K_EPI_BIAS_ACT;
+        CU(cs_k_gemm(&g, n_sm, -1, 0));
+        g.x = a->mlp, g.w = w->w_fc2, g.bias = w->b_fc2, g.out = a->h, g.n = a->d, g.k = a->f;
+        g.epi = CS_K_EPI_BIAS_RESID;
+        CU(cs_k_gemm(&g, n_sm, -1, 0));
+    }
+}
+
+/* Random weights of one layer (device pointers). */
+static cs_k_layer_weights rand_layer(const layer_shape *s, clipskip_dtype dt) {
+    const float ws = 1.0f / sqrtf((float)s->d), wf = 1.0f / sqrtf((float)s->f);
+    const clipskip_dtype f32 = CLIPSKIP_DTYPE_F32;
+    return (cs_k_layer_weights){
+        rand_dev(s->d, 0.1f, 1.0f, f32), rand_dev(s->d, 0.1f, 0.0f, f32), rand_dev(s->d, 0.1f, 1.0f, f32),
+        rand_dev(s->d, 0.1f, 0.0f, f32), rand_dev((size_t)3 * s->d * s->d, ws, 0.0f, dt),
+        rand_dev((size_t)s->d * s->d, ws, 0.0f, dt), rand_dev((size_t)s->f * s->d, ws, 0.0f, dt),
+        rand_dev((size_t)s->d * s->f, wf, 0.0f, dt), rand_dev((size_t)3 * s->d, 0.1f, 0.0f, f32),
+        rand_dev(s->d, 0.1f, 0.0f, f32), rand_dev(s->f, 0.1f, 0.0f, f32), rand_dev(s->d, 0.1f, 0.0f, f32)};
+}
+
+static void free_layer(const cs_k_layer_weights *w) {
+    const void *p[] = {w->ln1_g, w->ln1_b, w->ln2_g, w->ln2_b, w->w_qkv, w->w_o, w->w_fc1, w->w_fc2,
+                       w->b_qkv, w->b_o, w->b_fc1, w->b_fc2};
+    for (int i = 0; i < 12; i++) CU(cudaFree((void *)p[i]));
 }
 
 /* host copies of the outputs: h, a, qkv, att, mlp */
@@ -89,14 +110,14 @@ static size_t differ(const char *x, const char *y, size_t bytes) {
     return n;
 }
 
-static void layer_case(const layer_shape *s, clipskip_dtype dt, int32_t k_chunk, int across, int blocks,
-                       int n_sm) {
+static void layer_case(const layer_shape *s, clipskip_dtype dt, int n_layers, int32_t k_chunk, int across,
+                       int blocks, int n_sm) {
     int32_t m = 0, off[65] = {0};
     for (int i = 0; i < s->n_seq; i++) off[i + 1] = m += s->lens[i];
     const size_t es = cs_dtype_size(dt);
     cs_k_layer_args a = {.dtype = dt, .act = CLIPSKIP_ACT_QUICK_GELU, .m = m, .d = s->d, .n_heads = s->heads,
-                         .f = s->f, .n_seq = s->n_seq, .scale = 0.125f, .eps = 1e-5f, .k_chunk = k_chunk,
-                         .prefetch = 1};
+                         .f = s->f, .n_seq = s->n_seq, .scale = 0.125f, .eps = 1e-5f, .n_layers = n_layers,
+                         .k_chunk = k_chunk, .prefetch = n_layers > 1 ? 2 : 1};
     int32_t *d_off = zeros_dev(sizeof off);
     CU(cudaMemcpy(d_off, off, sizeof off, cudaMemcpyHostToDevice));
     a.offsets = d_off;
@@ -106,19 +127,11 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, int32_t k_chunk,
     a.qkv = zeros_dev((size_t)m * 3 * s->d * es);
     a.att = zeros_dev((size_t)m * s->d * es);
     a.mlp = zeros_dev((size_t)m * s->f * es);
-    a.ln1_g = rand_dev(s->d, 0.1f, 1.0f, CLIPSKIP_DTYPE_F32);
-    a.ln1_b = rand_dev(s->d, 0.1f, 0.0f, CLIPSKIP_DTYPE_F32);
-    a.ln2_g = rand_dev(s->d, 0.1f, 1.0f, CLIPSKIP_DTYPE_F32);
-    a.ln2_b = rand_dev(s->d, 0.1f, 0.0f, CLIPSKIP_DTYPE_F32);
-    const float ws = 1.0f / sqrtf((float)s->d), wf = 1.0f / sqrtf((float)s->f);
-    a.w_qkv = rand_dev((size_t)3 * s->d * s->d, ws, 0.0f, dt);
-    a.w_o = rand_dev((size_t)s->d * s->d, ws, 0.0f, dt);
-    a.w_fc1 = rand_dev((size_t)s->f * s->d, ws, 0.0f, dt);
-    a.w_fc2 = rand_dev((size_t)s->d * s->f, wf, 0.0f, dt);
-    a.b_qkv = rand_dev((size_t)3 * s->d, 0.1f, 0.0f, CLIPSKIP_DTYPE_F32);
-    a.b_o = rand_dev(s->d, 0.1f, 0.0f, CLIPSKIP_DTYPE_F32);
-    a.b_fc1 = rand_dev(s->f, 0.1f, 0.0f, CLIPSKIP_DTYPE_F32);
-    a.b_fc2 = rand_dev(s->d, 0.1f, 0.0f, CLIPSKIP_DTYPE_F32);
+    cs_k_layer_weights w[4];
+    for (int l = 0; l < n_layers; l++) w[l] = rand_layer(s, dt);
+    cs_k_layer_weights *d_w = zeros_dev(sizeof w);
+    CU(cudaMemcpy(d_w, w, sizeof w, cudaMemcpyHostToDevice));
+    a.layers = d_w;
     if (k_chunk && across) {
         a.split_ws_floats = (size_t)16 * m * s->f;
         a.split_sems = 4096;
@@ -130,7 +143,7 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, int32_t k_chunk,
                        (size_t)m * s->d * es, (size_t)m * s->f * es};
     char *ref[5], *got[5], *again[5];
     CU(cudaMemcpy(a.h, h0, bytes[0], cudaMemcpyDeviceToDevice));
-    run_separate(&a, n_sm);
+    run_separate(&a, w, n_sm);
     CU(cudaDeviceSynchronize());
     take(&a, ref, bytes);
     cudaError_t e = cudaSuccess;
@@ -141,8 +154,8 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, int32_t k_chunk,
         if (e == cudaSuccess) take(&a, round ? again : got, bytes);
     }
     char what[160];
-    snprintf(what, sizeof what, "%s d=%d heads=%d f=%d seqs=%d rows=%d k_chunk=%d%s, %d blocks",
-             dt == CLIPSKIP_DTYPE_F16 ? "f16" : "bf16", s->d, s->heads, s->f, s->n_seq, m, k_chunk,
+    snprintf(what, sizeof what, "%s d=%d heads=%d f=%d seqs=%d rows=%d layers=%d k_chunk=%d%s, %d blocks",
+             dt == CLIPSKIP_DTYPE_F16 ? "f16" : "bf16", s->d, s->heads, s->f, s->n_seq, m, n_layers, k_chunk,
              k_chunk ? (across ? " across blocks" : " in registers") : "", blocks);
     expect(e == cudaSuccess, "%s: launch: %s", what, cudaGetErrorString(e));
     if (e == cudaSuccess) {
@@ -151,21 +164,21 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, int32_t k_chunk,
         for (int i = 0; i < 5; i++) {
             const size_t n1 = differ(ref[i], got[i], bytes[i]), n2 = differ(got[i], again[i], bytes[i]);
             expect(n1 == 0 && n2 == 0, "%s: %s: %zu bytes differ from the separate kernels, %zu between two launches",
-                  what, names[i], n1, n2);
+                   what, names[i], n1, n2);
             total += n1 + n2;
             free(got[i]);
             free(again[i]);
         }
         unsigned bar[2];
+        const unsigned rounds = 2u * (7u * (unsigned)n_layers - 1u);
         CU(cudaMemcpy(bar, a.bar, sizeof bar, cudaMemcpyDeviceToHost));
-        expect(bar[0] == 0 && bar[1] == 12, "%s: barrier counters %u, %u after two launches (want 0, 12)", what,
-              bar[0], bar[1]);
+        expect(bar[0] == 0 && bar[1] == rounds, "%s: barrier counters %u, %u after two launches (want 0, %u)", what,
+               bar[0], bar[1], rounds);
         if (total == 0) printf("  ok    fused layer == 7 kernels, bitwise, twice: %s\n", what);
     }
     for (int i = 0; i < 5; i++) free(ref[i]);
-    void *ptrs[] = {d_off, h0, a.h, a.a, a.qkv, a.att, a.mlp, (void *)a.ln1_g, (void *)a.ln1_b, (void *)a.ln2_g,
-                    (void *)a.ln2_b, (void *)a.w_qkv, (void *)a.w_o, (void *)a.w_fc1, (void *)a.w_fc2,
-                    (void *)a.b_qkv, (void *)a.b_o, (void *)a.b_fc1, (void *)a.b_fc2, a.split_ws, a.split_sem, a.bar};
+    for (int l = 0; l < n_layers; l++) free_layer(&w[l]);
+    void *ptrs[] = {d_off, h0, a.h, a.a, a.qkv, a.att, a.mlp, d_w, a.split_ws, a.split_sem, a.bar};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         if (ptrs[i]) CU(cudaFree(ptrs[i]));
 }
@@ -198,15 +211,19 @@ int main(void) {
     const clipskip_dtype dts[2] = {CLIPSKIP_DTYPE_F16, CLIPSKIP_DTYPE_BF16};
     for (int i = 0; i < 2; i++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            layer_case(&shapes[s], dts[i], 0, 0, blocks, prop.multiProcessorCount);
-            layer_case(&shapes[s], dts[i], kc, 1, blocks, prop.multiProcessorCount);
-            if (s == 0) layer_case(&shapes[s], dts[i], kc, 0, blocks, prop.multiProcessorCount);
+            layer_case(&shapes[s], dts[i], 1, 0, 0, blocks, prop.multiProcessorCount);
+            layer_case(&shapes[s], dts[i], 1, kc, 1, blocks, prop.multiProcessorCount);
+            if (s == 0) layer_case(&shapes[s], dts[i], 1, kc, 0, blocks, prop.multiProcessorCount);
         }
+    /* a run of layers in one launch, with and without a split of K */
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, 3, 0, 0, blocks, prop.multiProcessorCount);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_BF16, 4, kc, 1, blocks, prop.multiProcessorCount);
     /* fewer blocks than the device holds: items wrap around the grid */
-    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, kc, 1, 3, prop.multiProcessorCount);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, 2, kc, 1, 3, prop.multiProcessorCount);
     /* more blocks than can be resident: refused, never a hang */
     cs_k_layer_args big = {.dtype = CLIPSKIP_DTYPE_F16, .m = 1, .d = 64, .n_heads = 1, .f = 64,
                            .n_seq = 1, .offsets = (const int32_t *)1, .bar = (unsigned *)1,
+                           .layers = (const cs_k_layer_weights *)16, .n_layers = 1,
                            .h = (float *)16, .a = (void *)16, .qkv = (void *)16, .att = (void *)16,
                            .mlp = (void *)16};
     const cudaError_t e = cs_k_layer(&big, blocks * 64, 0);
