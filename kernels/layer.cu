@@ -87,9 +87,9 @@ __device__ __forceinline__ int layer_splits(int32_t k, int32_t k_chunk) {
     return k_chunk > 0 && k > k_chunk ? (k + k_chunk - 1) / k_chunk : 1;
 }
 
-/* The phase functions are __noinline__: with every phase inlined into the layer loop ptxas
- * spilled (sm_80: 296 bytes stored, 1168 loaded; sm_90: 112 / 292); as calls, each gets its own
- * allocation and none spills (sm_90: the kernel body 4-8 bytes, outside the phases' loops). */
+/* The phase functions and layer_run are __noinline__: with every phase inlined into the layer
+ * loop ptxas spilled (sm_80: 296 bytes stored, 1168 loaded; sm_90: 112 / 292); as calls, each
+ * gets its own allocation and nothing spills. */
 
 /* rows m of out = LN(in), one row per warp of the grid */
 template <typename T>
@@ -173,7 +173,7 @@ __device__ __forceinline__ void layer_prefetch_weights(const cs_k_layer_args &a,
 
 /* One layer, its seven phases; the caller separates layers by a barrier. */
 template <typename T>
-__device__ __forceinline__ void layer_run(const cs_k_layer_args &a, const cs_k_layer_weights &w,
+__device__ __noinline__ void layer_run(const cs_k_layer_args &a, const cs_k_layer_weights &w,
                                           unsigned char *smem, int *s_last) {
     layer_ln<T>(a, w.ln1_g, w.ln1_b);
     layer_grid_sync(a.bar);
