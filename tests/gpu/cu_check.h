@@ -17,4 +17,21 @@
         }                                                                                      \
     } while (0)
 
+/* The device a kernel test runs on: 0 with *prop filled, or 77 (SKIPPED, printed) when no CUDA
+ * device is usable or it is older than the kernels' sm_80. */
+static inline int cu_test_device(struct cudaDeviceProp *prop) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        printf("SKIPPED: no usable CUDA device\n");
+        return 77;
+    }
+    CU(cudaGetDeviceProperties(prop, 0));
+    if (prop->major < 8) {
+        printf("SKIPPED: %s is sm_%d%d, kernels need sm_80+\n", prop->name, prop->major, prop->minor);
+        return 77;
+    }
+    printf("device %s, %d SMs\n", prop->name, prop->multiProcessorCount);
+    return 0;
+}
+
 #endif

@@ -376,19 +376,10 @@ static void attention_checks(clipskip_dtype dt, int32_t heads, int32_t dh) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* lines reach check.sh's log even if it times out */
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-        printf("SKIPPED: no usable CUDA device\n");
-        return 77;
-    }
     struct cudaDeviceProp prop;
-    CU(cudaGetDeviceProperties(&prop, 0));
-    if (prop.major < 8) {
-        printf("SKIPPED: %s is sm_%d%d, kernels need sm_80+\n", prop.name, prop.major, prop.minor);
-        return 77;
-    }
+    const int skip = cu_test_device(&prop);
+    if (skip) return skip;
     g_n_sm = prop.multiProcessorCount;
-    printf("device %s, %d SMs\n", prop.name, g_n_sm);
     tm_seed();
     CU(cs_k_gemm_setup());
     const clipskip_dtype dts[2] = {CLIPSKIP_DTYPE_F16, CLIPSKIP_DTYPE_BF16};

@@ -185,18 +185,9 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, int n_layers, in
 
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-        printf("SKIPPED: no usable CUDA device\n");
-        return 77;
-    }
     struct cudaDeviceProp prop;
-    CU(cudaGetDeviceProperties(&prop, 0));
-    if (prop.major < 8) {
-        printf("SKIPPED: %s is sm_%d%d, kernels need sm_80+\n", prop.name, prop.major, prop.minor);
-        return 77;
-    }
-    printf("device %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+    const int skip = cu_test_device(&prop);
+    if (skip) return skip;
     tm_seed();
     CU(cs_k_gemm_setup());
     int blocks = 0;
