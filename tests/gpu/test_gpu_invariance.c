@@ -16,29 +16,9 @@
 #include <cuda_runtime_api.h>
 
 #include "cu_check.h"
+#include "dev_buf.h"
 
 static int g_n_sm;
-
-/* device copy of n floats as dt (F32/F16/BF16) */
-static void *dev_put(const float *v, size_t n, clipskip_dtype dt) {
-    const size_t es = cs_dtype_size(dt);
-    void *h = malloc(n * es), *d = NULL;
-    cs_convert_from_f32(h, v, dt, n);
-    CU(cudaMalloc(&d, n * es));
-    CU(cudaMemcpy(d, h, n * es, cudaMemcpyHostToDevice));
-    free(h);
-    return d;
-}
-
-static float *dev_get(const void *d, size_t n, clipskip_dtype dt) {
-    const size_t es = cs_dtype_size(dt);
-    void *h = malloc(n * es);
-    float *f = malloc(n * sizeof(float));
-    CU(cudaMemcpy(h, d, n * es, cudaMemcpyDeviceToHost));
-    cs_convert_to_f32(f, h, dt, n);
-    free(h);
-    return f;
-}
 
 static void dev_poison(void *d, size_t bytes) { CU(cudaMemset(d, 0xff, bytes)); } /* all-ones: NaN */
 

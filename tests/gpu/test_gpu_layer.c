@@ -13,6 +13,7 @@
 #include <stdarg.h>
 
 #include "cu_check.h"
+#include "dev_buf.h"
 
 /* A FAIL line (and a failure) unless ok. */
 static int expect(int ok, const char *fmt, ...) {
@@ -36,12 +37,7 @@ typedef struct {
 static void *rand_dev(size_t n, float sd, float mean, clipskip_dtype dt) {
     float *v = malloc(n * sizeof(float));
     tm_fill(v, n, sd, mean);
-    const size_t es = cs_dtype_size(dt);
-    void *h = malloc(n * es), *d = NULL;
-    cs_convert_from_f32(h, v, dt, n);
-    CU(cudaMalloc(&d, n * es));
-    CU(cudaMemcpy(d, h, n * es, cudaMemcpyHostToDevice));
-    free(h);
+    void *d = dev_put(v, n, dt);
     free(v);
     return d;
 }
