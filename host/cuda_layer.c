@@ -5,6 +5,8 @@
  *                                 run fused. 0 or unset: off. Same bits as the separate kernels
  *                                 under the same CLIPSKIP_CUDA_K_CHUNK (the kernel runs their
  *                                 device functions), so batch invariance holds across the two.
+ *   CLIPSKIP_CUDA_FUSED_BLOCKS=1    one block per multiprocessor instead of two (the grid
+ *                                 barrier's arrivals halve; for the A/B in check.sh).
  *   CLIPSKIP_CUDA_FUSED_PREFETCH=0  the fused kernel does not ask L2 for the weights (for the
  *                                 A/B in tests/gpu/check.sh). By default it asks for each
  *                                 layer's at the start of the layer before, where two layers'
@@ -30,7 +32,11 @@ clipskip_status cs_cu_fused_init(cs_backend *be) {
     if (*end || n < 0 || n > CU_LAYER_MAX_PROMPTS)
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_FUSED_LAYER=%s: want a number of "
                        "prompts, 0 (off) to %d", v, CU_LAYER_MAX_PROMPTS);
-    CU_TRY(be, cs_k_layer_setup(&be->layer_blocks));
+    const char *nb = getenv("CLIPSKIP_CUDA_FUSED_BLOCKS");
+    if (nb && *nb && strcmp(nb, "1") && strcmp(nb, "2"))
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_FUSED_BLOCKS=%s: want 1 or 2 (blocks "
+                       "per multiprocessor)", nb);
+    CU_TRY(be, cs_k_layer_setup(nb && *nb ? atoi(nb) : 2, &be->layer_blocks));
     CU_TRY(be, cudaMalloc((void **)&be->layer_bar, 2 * sizeof(unsigned)));
     CU_TRY(be, cudaMemsetAsync(be->layer_bar, 0, 2 * sizeof(unsigned), be->stream));
     be->fused_rows = (int32_t)n * CLIPSKIP_CONTEXT;

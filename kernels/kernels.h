@@ -197,9 +197,11 @@ typedef struct {
     int prefetch;            /* ask L2 for the weights: 0 no, 1 each layer's as it starts, 2 also
                               * the next layer's (two layers' weights must fit L2) */
 } cs_k_layer_args;
-/* Once per device before cs_k_layer; *blocks = the grid it launches (every block resident at
- * once: multiprocessors x resident blocks per multiprocessor, at most 2). */
-cudaError_t cs_k_layer_setup(int *blocks);
+/* Once per device before cs_k_layer; *blocks = the grid to launch (every block resident at
+ * once: multiprocessors x resident blocks per multiprocessor, at most per_sm_max, which is 1
+ * or 2; anything else means 2). Fewer blocks: fewer arrivals per grid barrier, fewer items
+ * in flight. */
+cudaError_t cs_k_layer_setup(int per_sm_max, int *blocks);
 /* cudaErrorInvalidValue where the layer does not fit the kernel (head width, d > 2048, dtype);
  * cudaErrorCooperativeLaunchTooLarge when the blocks cannot all be resident. */
 cudaError_t cs_k_layer(const cs_k_layer_args *a, int blocks, cudaStream_t stream);

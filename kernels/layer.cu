@@ -204,7 +204,7 @@ static __global__ void __launch_bounds__(LAYER_THREADS, LAYER_MAX_PER_SM) layer_
     }
 }
 
-extern "C" cudaError_t cs_k_layer_setup(int *blocks) {
+extern "C" cudaError_t cs_k_layer_setup(int per_sm_max, int *blocks) {
     int dev = 0, n_sm = 0, per_sm = 0, coop = 0;
     cudaError_t e = cudaGetDevice(&dev);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
@@ -218,7 +218,8 @@ extern "C" cudaError_t cs_k_layer_setup(int *blocks) {
         e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, layer_kernel<__half>, LAYER_THREADS, LAYER_SMEM);
     if (e != cudaSuccess) return e;
     if (!coop || per_sm < 1) return cudaErrorCooperativeLaunchTooLarge;
-    *blocks = n_sm * (per_sm < LAYER_MAX_PER_SM ? per_sm : LAYER_MAX_PER_SM);
+    if (per_sm_max < 1 || per_sm_max > LAYER_MAX_PER_SM) per_sm_max = LAYER_MAX_PER_SM;
+    *blocks = n_sm * (per_sm < per_sm_max ? per_sm : per_sm_max);
     return cudaSuccess;
 }
 

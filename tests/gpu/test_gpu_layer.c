@@ -187,7 +187,7 @@ int main(void) {
     tm_seed();
     CU(cs_k_gemm_setup());
     int blocks = 0;
-    CU(cs_k_layer_setup(&blocks));
+    CU(cs_k_layer_setup(2, &blocks));
     static const int32_t one[1] = {77}, three[3] = {77, 20, 5}, eight[8] = {77, 77, 3, 77, 40, 77, 77, 1};
     const layer_shape shapes[] = {
         {TM_EMU ? 128 : 768, TM_EMU ? 2 : 12, TM_EMU ? 512 : 3072, 1, one},
@@ -205,6 +205,10 @@ int main(void) {
     /* a run of layers in one launch, with and without a split of K */
     layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, 3, 0, 0, blocks, prop.multiProcessorCount);
     layer_case(&shapes[0], CLIPSKIP_DTYPE_BF16, 4, kc, 1, blocks, prop.multiProcessorCount);
+    /* one block per multiprocessor (CLIPSKIP_CUDA_FUSED_BLOCKS=1) */
+    int one_per_sm = 0;
+    CU(cs_k_layer_setup(1, &one_per_sm));
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, 2, kc, 1, one_per_sm, prop.multiProcessorCount);
     /* fewer blocks than the device holds: items wrap around the grid */
     layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, 2, kc, 1, 3, prop.multiProcessorCount);
     /* more blocks than can be resident: refused, never a hang */
