@@ -196,6 +196,11 @@ typedef struct {
                               * launch, left ready for the next (graph replays) */
     int prefetch;            /* ask L2 for the weights: 0 no, 1 each layer's as it starts, 2 also
                               * the next layer's (two layers' weights must fit L2) */
+    unsigned long long *trace; /* NULL, or (7 n_layers + 1) x blocks x 2 %globaltimer stamps (ns):
+                              * row 0 each block's start, row i (1 .. 7 n_layers - 1) its arrival
+                              * at and departure from barrier i (7 per layer: after LN1, QKV,
+                              * attention, O, LN2, FC1, and between layers after FC2), the last
+                              * row its end (bench_kernels prints the phases from it) */
 } cs_k_layer_args;
 /* Once per device before cs_k_layer; *blocks = the grid to launch (every block resident at
  * once: multiprocessors x resident blocks per multiprocessor, at most per_sm_max, which is 1

@@ -37,6 +37,7 @@ __device__ __forceinline__ unsigned layer_atom_add_acq_rel(unsigned *p, unsigned
 __device__ __forceinline__ void layer_red_add_release(unsigned *p, unsigned v) { atomicAdd(p, v); }
 __device__ __forceinline__ void layer_pause() { cs_emu_spin(); }
 __device__ __forceinline__ void layer_prefetch_line(const void *) {}
+__device__ __forceinline__ unsigned long long layer_now() { return 0; }
 #else
 __device__ __forceinline__ unsigned layer_ld_acquire(const unsigned *p) {
     unsigned v;
@@ -55,6 +56,11 @@ __device__ __forceinline__ void layer_pause() { __nanosleep(32); }
 __device__ __forceinline__ void layer_prefetch_line(const void *p) {
     asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
 }
+__device__ __forceinline__ unsigned long long layer_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
 #endif
 
 /* Ask L2 for bytes of p, one 128-byte line per thread of the grid in turn: the layer's weights
@@ -66,10 +72,13 @@ __device__ __forceinline__ void layer_prefetch(const void *p, size_t bytes) {
 }
 
 /* Every block of the grid reaches here before any leaves; writes before it are visible to
- * every block after it. */
-__device__ __forceinline__ void layer_grid_sync(unsigned *bar) {
+ * every block after it. i: the barrier's number in the launch (1, 2, ...), for the trace. */
+__device__ __forceinline__ void layer_grid_sync(const cs_k_layer_args &a, int i) {
+    unsigned *bar = a.bar;
     __syncthreads();
     if (threadIdx.x == 0) {
+        unsigned long long *tr = a.trace ? a.trace + ((size_t)i * gridDim.x + blockIdx.x) * 2 : nullptr;
+        if (tr) tr[0] = layer_now();
         /* read before arriving: the round cannot end before this block has arrived */
         const unsigned round = layer_ld_acquire(bar + 1);
         if (layer_atom_add_acq_rel(bar, 1u) == gridDim.x - 1) {
@@ -78,8 +87,17 @@ __device__ __forceinline__ void layer_grid_sync(unsigned *bar) {
         } else {
             while (layer_ld_acquire(bar + 1) == round) layer_pause();
         }
+        if (tr) tr[1] = layer_now();
     }
     __syncthreads();
+}
+
+/* The trace's first and last rows: the block's start and end (both stamps alike). */
+__device__ __forceinline__ void layer_stamp(const cs_k_layer_args &a, int i) {
+    if (a.trace && threadIdx.x == 0) {
+        unsigned long long *tr = a.trace + ((size_t)i * gridDim.x + blockIdx.x) * 2;
+        tr[0] = tr[1] = layer_now();
+    }
 }
 
 /* cs_k_gemm_splits, on the device */
@@ -171,22 +189,23 @@ __device__ __forceinline__ void layer_prefetch_weights(const cs_k_layer_args &a,
     layer_prefetch(w.w_fc2, df);
 }
 
-/* One layer, its seven phases; the caller separates layers by a barrier. */
+/* One layer, its seven phases; the caller separates layers by a barrier. b0: the number of
+ * the layer's first barrier. */
 template <typename T>
 __device__ __noinline__ void layer_run(const cs_k_layer_args &a, const cs_k_layer_weights &w,
-                                          unsigned char *smem, int *s_last) {
+                                       unsigned char *smem, int *s_last, int b0) {
     layer_ln<T>(a, w.ln1_g, w.ln1_b);
-    layer_grid_sync(a.bar);
+    layer_grid_sync(a, b0 + 0);
     layer_gemm<T>(a, a.a, w.w_qkv, w.b_qkv, a.qkv, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);
-    layer_grid_sync(a.bar);
+    layer_grid_sync(a, b0 + 1);
     layer_attention<T>(a, smem);
-    layer_grid_sync(a.bar);
+    layer_grid_sync(a, b0 + 2);
     layer_gemm<T>(a, a.att, w.w_o, w.b_o, a.h, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last);
-    layer_grid_sync(a.bar);
+    layer_grid_sync(a, b0 + 3);
     layer_ln<T>(a, w.ln2_g, w.ln2_b);
-    layer_grid_sync(a.bar);
+    layer_grid_sync(a, b0 + 4);
     layer_gemm<T>(a, a.a, w.w_fc1, w.b_fc1, a.mlp, a.f, a.d, CS_K_EPI_BIAS_ACT, smem, s_last);
-    layer_grid_sync(a.bar);
+    layer_grid_sync(a, b0 + 5);
     layer_gemm<T>(a, a.mlp, w.w_fc2, w.b_fc2, a.h, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last);
 }
 
@@ -194,14 +213,16 @@ template <typename T>
 static __global__ void __launch_bounds__(LAYER_THREADS, LAYER_MAX_PER_SM) layer_kernel(cs_k_layer_args a) {
     CS_DYN_SMEM(smem, 128);
     int *s_last = reinterpret_cast<int *>(smem + LAYER_GEMM_SMEM);
+    layer_stamp(a, 0);
     for (int l = 0; l < a.n_layers; l++) {
-        if (l > 0) layer_grid_sync(a.bar); /* the last FC2 has written h */
+        if (l > 0) layer_grid_sync(a, 7 * l); /* the last FC2 has written h */
         /* prefetch 1: each layer's weights as it starts; 2: also the next layer's, so they
          * stream in during this one (two layers must fit L2: the host decides) */
         if (a.prefetch && (l == 0 || a.prefetch == 1)) layer_prefetch_weights<T>(a, a.layers[l]);
         if (a.prefetch == 2 && l + 1 < a.n_layers) layer_prefetch_weights<T>(a, a.layers[l + 1]);
-        layer_run<T>(a, a.layers[l], smem, s_last);
+        layer_run<T>(a, a.layers[l], smem, s_last, 7 * l + 1);
     }
+    layer_stamp(a, 7 * a.n_layers);
 }
 
 extern "C" cudaError_t cs_k_layer_setup(int per_sm_max, int *blocks) {

@@ -14,6 +14,8 @@
  *    at batch 256, 13x at batch 1, and its output was wrong; it was removed, kernels/README.md.)
  * 5. The 12-layer op sequence (84 kernels) captured in a CUDA graph and replayed: device time
  *    per encode at batch 1 and 256 (the issue's 150 us goal is for batch 1).
+ * 6. The same 12 layers as one fused cooperative kernel (kernels/layer.cu) at batch 1 and 8,
+ *    with one and two blocks per SM, and each launch's phases from a traced run.
  * Prints one table; exit 1 on a CUDA error or a failed validation. */
 #include "../../kernels/common.cuh"
 #include "bench_kernels.h"
@@ -320,6 +322,7 @@ static void bench_small_ops(int b) {
 
 void bench_mlp(int b); /* defined below main */
 void bench_stack(int b, int k_chunk, int pdl);
+void bench_fused(int b, int k_chunk, int per_sm);
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* rows reach a log even if a time limit kills the run */
@@ -380,6 +383,10 @@ int main(int argc, char **argv) {
         bench_stack(256, 0, p);
         if (!p) bench_stack(256, 384, p);
     }
+    /* the fused layer kernel: the same 12 layers in one cooperative launch, phases traced */
+    const int fb[3] = {1, 1, 8}, fk[3] = {0, 384, 384};
+    for (int i = 0; i < 3; i++)
+        for (int per_sm = 2; per_sm >= 1; per_sm--) bench_fused(fb[i], fk[i], per_sm);
     LT(cublasLtDestroy(g_lt));
     CU(cudaFree(g_ws));
     printf("%s\n", g_fail ? "bench_kernels: VALIDATION FAILED" : "bench_kernels: done");
@@ -431,46 +438,75 @@ void bench_mlp(int b) {
     CU(cudaFree(c.h));
 }
 
-/* ---- the layer stack: 12 x (LN1, QKV, attention, O, LN2, FC1, FC2) in one CUDA graph */
+/* ---- the layer stack: 12 x (LN1, QKV, attention, O, LN2, FC1, FC2) in one CUDA graph, as 84
+ * kernels or as one fused cooperative kernel (kernels/layer.cu) */
 typedef struct {
-    void *wqkv, *wo, *w1, *w2;
-    float *bqkv, *bo, *b1, *b2, *g1, *be1, *g2, *be2;
-} layer_w;
+    int b, m, d, f;
+    cs_k_layer_weights w[NL];
+    float *h;
+    void *a, *qkv, *att, *mid;
+    int32_t *off;
+} stack_bufs;
+
+static void stack_alloc(stack_bufs *s, int b) {
+    const int d = 768, f = 3072, m = 77 * b;
+    const clipskip_dtype dt = CLIPSKIP_DTYPE_F16, f32 = CLIPSKIP_DTYPE_F32;
+    *s = (stack_bufs){b, m, d, f};
+    for (int l = 0; l < NL; l++)
+        s->w[l] = (cs_k_layer_weights){
+            (float *)dev_rand(d, f32, 1.0f), (float *)dev_rand(d, f32, 0.1f), (float *)dev_rand(d, f32, 1.0f),
+            (float *)dev_rand(d, f32, 0.1f), dev_rand((size_t)3 * d * d, dt, 0.036f),
+            dev_rand((size_t)d * d, dt, 0.036f), dev_rand((size_t)f * d, dt, 0.036f),
+            dev_rand((size_t)d * f, dt, 0.018f), (float *)dev_rand(3 * d, f32, 0.1f),
+            (float *)dev_rand(d, f32, 0.1f), (float *)dev_rand(f, f32, 0.1f), (float *)dev_rand(d, f32, 0.1f)};
+    s->h = (float *)dev_rand((size_t)m * d, f32, 1.0f);
+    CU(cudaMalloc(&s->a, (size_t)m * d * 2));
+    CU(cudaMalloc(&s->qkv, (size_t)m * 3 * d * 2));
+    CU(cudaMalloc(&s->att, (size_t)m * d * 2));
+    CU(cudaMalloc(&s->mid, (size_t)m * f * 2));
+    int32_t *ho = (int32_t *)malloc((size_t)(b + 1) * 4);
+    for (int i = 0; i <= b; i++) ho[i] = 77 * i;
+    CU(cudaMalloc((void **)&s->off, (size_t)(b + 1) * 4));
+    CU(cudaMemcpy(s->off, ho, (size_t)(b + 1) * 4, cudaMemcpyHostToDevice));
+    free(ho);
+    CU(cudaDeviceSynchronize());
+}
+
+static void stack_free(stack_bufs *s) {
+    for (int l = 0; l < NL; l++) {
+        const cs_k_layer_weights *w = &s->w[l];
+        const void *ps[12] = {w->ln1_g, w->ln1_b, w->ln2_g, w->ln2_b, w->w_qkv, w->w_o, w->w_fc1, w->w_fc2,
+                              w->b_qkv, w->b_o, w->b_fc1, w->b_fc2};
+        for (int i = 0; i < 12; i++) CU(cudaFree((void *)ps[i]));
+    }
+    void *ps[6] = {s->h, s->a, s->qkv, s->att, s->mid, s->off};
+    for (int i = 0; i < 6; i++) CU(cudaFree(ps[i]));
+}
+
 typedef struct { cudaGraphExec_t exec; } stack_ctx;
 static void stack_fn(void *p) { CU(cudaGraphLaunch(((stack_ctx *)p)->exec, g_s)); }
+
+/* Times the captured graph and prints its row (85 M matmul weights once + activations: the
+ * weight floor dominates at B = 1). */
+static void stack_time(const stack_bufs *s, cudaGraph_t graph, const char *nm) {
+    stack_ctx c;
+    CU(cudaGraphInstantiate(&c.exec, graph, 0));
+    CU(cudaGraphDestroy(graph));
+    char shape[64];
+    snprintf(shape, sizeof shape, "B=%d 12 layers graph", s->b);
+    const double m = s->m, d = s->d, f = s->f;
+    const double flops = 2.0 * m * 84.9e6, bytes = 2.0 * 84.9e6 + 12.0 * m * (4.0 * 4 * d + 2.0 * 10 * d + 4.0 * f);
+    row(nm, shape, time_us(stack_fn, &c), flops, bytes);
+    CU(cudaGraphExecDestroy(c.exec));
+}
 
 /* k_chunk > 0: every GEMM with that fixed split of K (CLIPSKIP_CUDA_K_CHUNK), planned as the
  * encoder plans it (split_plan); the row says "blocks" when any GEMM splits across blocks. */
 void bench_stack(int b, int k_chunk, int pdl) {
-    const int m = 77 * b, d = 768, f = 3072;
+    stack_bufs s;
+    stack_alloc(&s, b);
+    const int m = s.m, d = s.d, f = s.f;
     const clipskip_dtype dt = CLIPSKIP_DTYPE_F16;
-    layer_w w[NL];
-    for (int l = 0; l < NL; l++) {
-        w[l].wqkv = dev_rand((size_t)3 * d * d, dt, 0.036f);
-        w[l].wo = dev_rand((size_t)d * d, dt, 0.036f);
-        w[l].w1 = dev_rand((size_t)f * d, dt, 0.036f);
-        w[l].w2 = dev_rand((size_t)d * f, dt, 0.018f);
-        w[l].bqkv = (float *)dev_rand(3 * d, CLIPSKIP_DTYPE_F32, 0.1f);
-        w[l].bo = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 0.1f);
-        w[l].b1 = (float *)dev_rand(f, CLIPSKIP_DTYPE_F32, 0.1f);
-        w[l].b2 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 0.1f);
-        w[l].g1 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 1.0f);
-        w[l].be1 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 0.1f);
-        w[l].g2 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 1.0f);
-        w[l].be2 = (float *)dev_rand(d, CLIPSKIP_DTYPE_F32, 0.1f);
-    }
-    float *h = (float *)dev_rand((size_t)m * d, CLIPSKIP_DTYPE_F32, 1.0f);
-    void *a = NULL, *qkv = NULL, *att = NULL, *mid = NULL;
-    int32_t *off = NULL;
-    CU(cudaMalloc(&a, (size_t)m * d * 2));
-    CU(cudaMalloc(&qkv, (size_t)m * 3 * d * 2));
-    CU(cudaMalloc(&att, (size_t)m * d * 2));
-    CU(cudaMalloc(&mid, (size_t)m * f * 2));
-    int32_t *ho = (int32_t *)malloc((size_t)(b + 1) * 4);
-    for (int i = 0; i <= b; i++) ho[i] = 77 * i;
-    CU(cudaMalloc((void **)&off, (size_t)(b + 1) * 4));
-    CU(cudaMemcpy(off, ho, (size_t)(b + 1) * 4, cudaMemcpyHostToDevice));
-    CU(cudaDeviceSynchronize());
     cudaGraph_t graph;
     int across = 0; /* whether any GEMM of the stack splits across blocks */
     auto gemm = [&](cs_k_gemm_args g) {
@@ -481,38 +517,88 @@ void bench_stack(int b, int k_chunk, int pdl) {
     cs_k_set_pdl(pdl);
     CU(cudaStreamBeginCapture(g_s, cudaStreamCaptureModeThreadLocal));
     for (int l = 0; l < NL; l++) {
-        CU(cs_k_layernorm(a, dt, h, NULL, w[l].g1, w[l].be1, m, d, 1e-5f, g_s));
-        gemm({a, w[l].wqkv, w[l].bqkv, qkv, m, 3 * d, d, dt, CS_K_EPI_BIAS, CLIPSKIP_ACT_QUICK_GELU});
-        CU(cs_k_attention(att, qkv, off, b, 12, d, 0.125f, 0, dt, g_s));
-        gemm({att, w[l].wo, w[l].bo, h, m, d, d, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU});
-        CU(cs_k_layernorm(a, dt, h, NULL, w[l].g2, w[l].be2, m, d, 1e-5f, g_s));
-        gemm({a, w[l].w1, w[l].b1, mid, m, f, d, dt, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_QUICK_GELU});
-        gemm({mid, w[l].w2, w[l].b2, h, m, d, f, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU});
+        const cs_k_layer_weights *w = &s.w[l];
+        CU(cs_k_layernorm(s.a, dt, s.h, NULL, w->ln1_g, w->ln1_b, m, d, 1e-5f, g_s));
+        gemm({s.a, w->w_qkv, w->b_qkv, s.qkv, m, 3 * d, d, dt, CS_K_EPI_BIAS, CLIPSKIP_ACT_QUICK_GELU});
+        CU(cs_k_attention(s.att, s.qkv, s.off, b, 12, d, 0.125f, 0, dt, g_s));
+        gemm({s.att, w->w_o, w->b_o, s.h, m, d, d, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU});
+        CU(cs_k_layernorm(s.a, dt, s.h, NULL, w->ln2_g, w->ln2_b, m, d, 1e-5f, g_s));
+        gemm({s.a, w->w_fc1, w->b_fc1, s.mid, m, f, d, dt, CS_K_EPI_BIAS_ACT, CLIPSKIP_ACT_QUICK_GELU});
+        gemm({s.mid, w->w_fc2, w->b_fc2, s.h, m, d, f, dt, CS_K_EPI_BIAS_RESID, CLIPSKIP_ACT_QUICK_GELU});
     }
     CU(cudaStreamEndCapture(g_s, &graph));
     cs_k_set_pdl(0);
-    stack_ctx c;
-    CU(cudaGraphInstantiate(&c.exec, graph, 0));
-    CU(cudaGraphDestroy(graph));
-    char shape[64];
-    snprintf(shape, sizeof shape, "B=%d 12 layers graph", b);
     char nm[64];
     if (k_chunk > 0)
         snprintf(nm, sizeof nm, "clip-l stack k%d %s%s", k_chunk, across ? "blocks" : "regs", pdl ? " pdl" : "");
     else snprintf(nm, sizeof nm, "clip-l stack (84 kernels)%s", pdl ? " pdl" : "");
-    /* 85 M matmul weights once + activations: weight floor dominates at B = 1 */
-    const double flops = 2.0 * m * 84.9e6 / 1.0, bytes = 2.0 * 84.9e6 + 12.0 * m * (4.0 * 4 * d + 2.0 * 10 * d + 4.0 * f);
-    row(nm, shape, time_us(stack_fn, &c), flops, bytes);
-    CU(cudaGraphExecDestroy(c.exec));
-    for (int l = 0; l < NL; l++) {
-        void *ps[12] = {w[l].wqkv, w[l].wo, w[l].w1, w[l].w2, w[l].bqkv, w[l].bo, w[l].b1, w[l].b2, w[l].g1, w[l].be1, w[l].g2, w[l].be2};
-        for (int i = 0; i < 12; i++) CU(cudaFree(ps[i]));
+    stack_time(&s, graph, nm);
+    stack_free(&s);
+}
+
+/* The fused kernel's phases from one traced launch (cs_k_layer_args.trace): per phase kind the
+ * time from the first block leaving the barrier before to the last arriving at the one after
+ * (summed over the layers), and each barrier's own latency (last arrival to first departure). */
+static void fused_phases(const unsigned long long *tr, int blocks, const char *nm) {
+    static const char *kind[7] = {"LN1", "QKV", "attention", "O", "LN2", "FC1", "FC2"};
+    double phase[7] = {0}, lat = 0, lat_max = 0;
+    const int rows = 7 * NL + 1;
+    for (int i = 0; i + 1 < rows; i++) {
+        unsigned long long dep = ~0ull, arr = 0, dep_next = ~0ull;
+        for (int bl = 0; bl < blocks; bl++) {
+            const unsigned long long *r = tr + ((size_t)i * blocks + bl) * 2, *n = r + 2 * blocks;
+            dep = r[1] < dep ? r[1] : dep;
+            arr = n[0] > arr ? n[0] : arr;
+            dep_next = n[1] < dep_next ? n[1] : dep_next;
+        }
+        phase[i % 7] += (double)(arr - dep) * 1e-3;
+        if (i + 2 < rows) {
+            const double l = ((double)dep_next - (double)arr) * 1e-3;
+            lat += l;
+            lat_max = l > lat_max ? l : lat_max;
+        }
     }
-    CU(cudaFree(h));
-    CU(cudaFree(a));
-    CU(cudaFree(qkv));
-    CU(cudaFree(att));
-    CU(cudaFree(mid));
-    CU(cudaFree(off));
-    free(ho);
+    printf("  %s, summed over %d layers (us):", nm, NL);
+    for (int k = 0; k < 7; k++) printf(" %s %.1f,", kind[k], phase[k]);
+    printf(" barriers: %d, mean %.2f us, max %.2f us (%%globaltimer)\n", rows - 2, lat / (rows - 2), lat_max);
+}
+
+/* The 12 layers as ONE cooperative kernel (CLIPSKIP_CUDA_FUSED_LAYER's path), per_sm blocks per
+ * multiprocessor, L2 prefetch of the next layer's weights; then one traced launch. */
+void bench_fused(int b, int k_chunk, int per_sm) {
+    stack_bufs s;
+    stack_alloc(&s, b);
+    int blocks = 0;
+    CU(cs_k_layer_setup(per_sm, &blocks));
+    cs_k_layer_weights *dw = NULL;
+    CU(cudaMalloc((void **)&dw, sizeof s.w));
+    CU(cudaMemcpy(dw, s.w, sizeof s.w, cudaMemcpyHostToDevice));
+    unsigned *bar = NULL;
+    CU(cudaMalloc((void **)&bar, 2 * sizeof(unsigned)));
+    CU(cudaMemset(bar, 0, 2 * sizeof(unsigned)));
+    cs_k_layer_args a = {};
+    a.dtype = CLIPSKIP_DTYPE_F16, a.act = CLIPSKIP_ACT_QUICK_GELU, a.m = s.m, a.d = s.d, a.n_heads = 12, a.f = s.f;
+    a.n_seq = b, a.offsets = s.off, a.scale = 0.125f, a.eps = 1e-5f, a.h = s.h, a.a = s.a, a.qkv = s.qkv;
+    a.att = s.att, a.mlp = s.mid, a.layers = dw, a.n_layers = NL, a.k_chunk = k_chunk, a.bar = bar;
+    a.split_ws = g_split_ws, a.split_ws_floats = CS_K_GEMM_SPLIT_WS_FLOATS, a.split_sem = g_split_sem;
+    a.split_sems = CS_K_GEMM_SPLIT_SEMS, a.prefetch = 2;
+    cudaGraph_t graph;
+    CU(cudaStreamBeginCapture(g_s, cudaStreamCaptureModeThreadLocal));
+    CU(cs_k_layer(&a, blocks, g_s));
+    CU(cudaStreamEndCapture(g_s, &graph));
+    char nm[64];
+    snprintf(nm, sizeof nm, "clip-l fused k%d %dx%d blk", k_chunk, blocks / g_n_sm, g_n_sm);
+    stack_time(&s, graph, nm);
+    const size_t n_tr = (size_t)(7 * NL + 1) * blocks * 2;
+    CU(cudaMalloc((void **)&a.trace, n_tr * sizeof(unsigned long long)));
+    CU(cs_k_layer(&a, blocks, g_s));
+    CU(cudaStreamSynchronize(g_s));
+    unsigned long long *tr = (unsigned long long *)malloc(n_tr * sizeof(unsigned long long));
+    CU(cudaMemcpy(tr, a.trace, n_tr * sizeof(unsigned long long), cudaMemcpyDeviceToHost));
+    fused_phases(tr, blocks, nm);
+    free(tr);
+    CU(cudaFree(a.trace));
+    CU(cudaFree(dw));
+    CU(cudaFree(bar));
+    stack_free(&s);
 }
