@@ -304,6 +304,7 @@ want racecheck && sanitize racecheck 240
     if [ -f "$LOG/bench_kernels.log" ]; then
         grep -E "^(device|ceilings)" "$LOG/bench_kernels.log"
         grep -E "^\|" "$LOG/bench_kernels.log"
+        grep -E "^  clip-l fused" "$LOG/bench_kernels.log"
         echo
     fi
     echo "clipskip GPU check: ${GPU:-no GPU} (sm_$ARCH), $MODE build, $(git rev-parse --short HEAD 2>/dev/null), $(elapsed)s"
