@@ -37,9 +37,13 @@ clipskip_status cs_cu_fused_init(cs_backend *be) {
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_FUSED_BLOCKS=%s: want 1 or 2 (blocks "
                        "per multiprocessor)", nb);
     CU_TRY(be, cs_k_layer_setup(nb && *nb ? atoi(nb) : 2, &be->layer_blocks));
-    CU_TRY(be, cudaMalloc((void **)&be->layer_bar, 2 * sizeof(unsigned)));
-    CU_TRY(be, cudaMemsetAsync(be->layer_bar, 0, 2 * sizeof(unsigned), be->stream));
-    be->fused_rows = (int32_t)n * CLIPSKIP_CONTEXT;
+    const int32_t rows = (int32_t)n * CLIPSKIP_CONTEXT;
+    /* the barrier's 2 counters, then the row blocks' */
+    const size_t sems = 2 + CS_K_LAYER_ROW_SEMS(rows);
+    CU_TRY(be, cudaMalloc((void **)&be->layer_bar, sems * sizeof(unsigned)));
+    CU_TRY(be, cudaMemsetAsync(be->layer_bar, 0, sems * sizeof(unsigned), be->stream));
+    be->layer_sems = sems;
+    be->fused_rows = rows;
     const char *pf = getenv("CLIPSKIP_CUDA_FUSED_PREFETCH");
     be->fused_prefetch = !(pf && !strcmp(pf, "0")); /* 1 here; 2 per tower in the launch */
     return CLIPSKIP_OK;
@@ -76,7 +80,7 @@ void cs_cu_fused_free(cs_backend *be) {
 }
 
 size_t cs_cu_fused_bytes(const cs_backend *be) {
-    size_t n = be->layer_bar ? 2 * sizeof(unsigned) : 0;
+    size_t n = be->layer_bar ? be->layer_sems * sizeof(unsigned) : 0;
     for (int i = 0; i < be->n_towers; i++)
         if (be->towers[i].fused) n += (size_t)be->towers[i].n_layers * sizeof(cs_k_layer_weights);
     return n;
@@ -103,7 +107,7 @@ clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0,
         .eps = CS_CU_LN_EPS, .h = h, .a = a, .qkv = qkv, .att = att, .mlp = mlp,
         .layers = t->fused + l0, .n_layers = l1 - l0,
         .k_chunk = be->k_chunk, .split_ws = be->split_ws, .split_ws_floats = be->split_ws_floats,
-        .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar,
+        .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar, .row_sem = be->layer_bar + 2,
         .prefetch = be->fused_prefetch && 2 * cu_layer_bytes(be, t) <= be->l2_bytes / 4 * 3 ? 2 : be->fused_prefetch};
     CU_TRY(be, cs_k_layer(&k, be->layer_blocks, be->stream));
     *done = 1;

@@ -121,7 +121,8 @@ struct cs_backend {
     int32_t fused_rows;          /* fused layer for passes of at most this many rows (0: off) */
     int layer_blocks;            /* its cooperative grid */
     int fused_prefetch;          /* it asks L2 for the weights (cs_k_layer_args.prefetch) */
-    unsigned *layer_bar;         /* its grid barrier's two counters */
+    unsigned *layer_bar;         /* its grid barrier's two counters, then its row-block counters */
+    size_t layer_sems;           /* counters in layer_bar */
     float *split_ws;             /* with k_chunk: partials of chunks run on separate blocks */
     size_t split_ws_floats;
     unsigned *split_sem;         /* with k_chunk: per-tile arrival counters, kept at 0 */

@@ -73,9 +73,10 @@ __device__ __forceinline__ bool gemm_split_gather(const cs_k_gemm_args &a, float
 /* Output tile (tm, tn) of BM x BN: chunk z of nz (nz > 1: SPLIT across blocks; sem is the
  * tile's counter and s_last an int in shared memory), else all of K. smem: the dynamic shared
  * memory, STAGES x (BM + BN) x BK elements. The caller synchronizes the block before reusing
- * smem for another tile. */
+ * smem for another tile. Returns whether this block stored the tile's outputs (false: a split
+ * chunk's block that was not the last to arrive); the same for every thread of the block. */
 template <typename T, int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, bool SPLIT>
-__device__ __forceinline__ void cs_gemm_tile(const cs_k_gemm_args &a, unsigned char *smem, int tm,
+__device__ __forceinline__ bool cs_gemm_tile(const cs_k_gemm_args &a, unsigned char *smem, int tm,
                                              int tn, int z, int nz, unsigned *sem, int *s_last) {
     constexpr int NT = WARPS_M * WARPS_N * 32;
     constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N; /* warp tile */
@@ -184,7 +185,7 @@ __device__ __forceinline__ void cs_gemm_tile(const cs_k_gemm_args &a, unsigned c
 #pragma unroll
                 for (int e = 0; e < 4; e++) acc[i][j][e] += tot[i][j][e];
         if (nz > 1 && !gemm_split_gather<MI, NI, WM, WN>(a, acc, m0, n0, wm, wn, lane, z, nz, sem, s_last))
-            return;
+            return false;
     }
 
     /* accumulator (mi, ni): c0,c1 at (row g, cols 2t, 2t+1), c2,c3 at row g + 8 */
@@ -202,6 +203,7 @@ __device__ __forceinline__ void cs_gemm_tile(const cs_k_gemm_args &a, unsigned c
                 cs_gemm_store_pair<T>(a, row + 8, col, acc[mi][ni][2], acc[mi][ni][3], b.x, b.y);
         }
     }
+    return true;
 }
 
 #endif

@@ -162,14 +162,16 @@ cudaError_t cs_k_attention(void *out, const void *qkv, const int32_t *offsets, i
                            clipskip_dtype dtype, cudaStream_t stream);
 
 /* Layers of a small pass in ONE cooperative launch (kernels/layer.cu): for each layer,
- * h += O(attn(LN1(h))), then h += FC2(act(FC1(LN2(h)))), as seven phases (LN1, QKV, attention,
- * O + residual, LN2, FC1 + act, FC2 + residual) separated by grid-wide barriers, every block
- * taking the phase's rows, output tiles (x K chunks) or (sequence, head[, query tile]) items in
- * turn. Each item runs the very device function the separate kernels run (cs_ln_row,
- * cs_gemm_tile, cs_attn_block), so the result is bitwise the separate kernels' under the same
- * k_chunk: a prompt alone (fused) and inside a large batch (separate kernels) stay equal.
- * For passes too small to fill the device, where the seven launches per layer and the gaps
- * between them are most of the time. Head width 64 only (the tensor-core attention). */
+ * h += O(attn(LN1(h))), then h += FC2(act(FC1(LN2(h)))), as phases separated by grid-wide
+ * barriers (QKV, attention, O + residual, FC1 + act, FC2 + residual; LN2 and the next layer's
+ * LN1 run inside the O and FC2 phases, by the block that stores a row block's last tile, and
+ * LN1 of the first layer is a phase of its own), every block taking the phase's output tiles
+ * (x K chunks) or (sequence, head[, query tile]) items in turn. Each item runs the very
+ * device function the separate kernels run (cs_ln_row, cs_gemm_tile, cs_attn_block), so the
+ * result is bitwise the separate kernels' under the same k_chunk: a prompt alone (fused) and
+ * inside a large batch (separate kernels) stay equal. For passes too small to fill the
+ * device, where the seven launches per layer and the gaps between them are most of the time.
+ * Head width 64 only (the tensor-core attention). */
 typedef struct {
     const float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
     const void *w_qkv, *w_o, *w_fc1, *w_fc2; /* nn.Linear (N, K) */
@@ -194,19 +196,24 @@ typedef struct {
     size_t split_sems;
     unsigned *bar;           /* 2 device counters for the grid barrier: 0 before the first
                               * launch, left ready for the next (graph replays) */
+    unsigned *row_sem;       /* m / 32 + 1 device counters (finished tiles per row block), 0
+                              * before the first launch and left 0 */
     int prefetch;            /* ask L2 for the weights: 0 no, 1 each layer's as it starts, 2 also
                               * the next layer's (two layers' weights must fit L2) */
-    unsigned long long *trace; /* NULL, or (7 n_layers + 1) x blocks x 2 %globaltimer stamps (ns):
-                              * row 0 each block's start, row i (1 .. 7 n_layers - 1) its arrival
-                              * at and departure from barrier i (7 per layer: after LN1, QKV,
-                              * attention, O, LN2, FC1, and between layers after FC2), the last
-                              * row its end (bench_kernels prints the phases from it) */
+    unsigned long long *trace; /* NULL, or (5 n_layers + 2) x blocks x 2 %globaltimer stamps (ns):
+                              * row 0 each block's start, row 1 its arrival at and departure from
+                              * the barrier after the first LN1, row 2 + 5 l + j the barrier of
+                              * layer l after QKV, attention, O (+ LN2), FC1, FC2 (+ next LN1;
+                              * none after the last layer), the last row its end (bench_kernels
+                              * prints the phases from it) */
 } cs_k_layer_args;
 /* Once per device before cs_k_layer; *blocks = the grid to launch (every block resident at
  * once: multiprocessors x resident blocks per multiprocessor, at most per_sm_max, which is 1
  * or 2; anything else means 2). Fewer blocks: fewer arrivals per grid barrier, fewer items
  * in flight. */
 cudaError_t cs_k_layer_setup(int per_sm_max, int *blocks);
+/* Counters cs_k_layer_args.row_sem needs for m rows. */
+#define CS_K_LAYER_ROW_SEMS(m) ((size_t)(m) / 32 + 1)
 /* cudaErrorInvalidValue where the layer does not fit the kernel (head width, d > 2048, dtype);
  * cudaErrorCooperativeLaunchTooLarge when the blocks cannot all be resident. */
 cudaError_t cs_k_layer(const cs_k_layer_args *a, int blocks, cudaStream_t stream);

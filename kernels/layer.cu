@@ -1,15 +1,18 @@
 /* The fused layer kernel (kernels.h: cs_k_layer): the layers of a small pass in one
- * cooperative launch. Every block is resident at once and loops over each layer's seven
- * phases; a grid-wide barrier separates them (a phase reads what the one before it wrote, in
- * other blocks), and the layers. Inside a phase a block takes items in turn (item = blockIdx.x, + gridDim.x, ...):
- *   LN1, LN2          one row per warp                       cs_ln_row      (layernorm.cuh)
- *   QKV, O, FC1, FC2  one output tile (x one K chunk)       cs_gemm_tile   (gemm_tile.cuh)
- *   attention         one (sequence, head[, query tile])    cs_attn_block  (attention.cuh)
- * the same device functions the separate kernels run, so the same bits (kernels.h).
+ * cooperative launch. Every block is resident at once and loops over each layer's phases; a
+ * grid-wide barrier separates them (a phase reads what the one before it wrote, in other
+ * blocks). Inside a phase a block takes items in turn (item = blockIdx.x, + gridDim.x, ...):
+ *   LN1 of layer 0      one row per warp                     cs_ln_row      (layernorm.cuh)
+ *   QKV, O, FC1, FC2    one output tile (x one K chunk)     cs_gemm_tile   (gemm_tile.cuh)
+ *   attention           one (sequence, head[, query tile])  cs_attn_block  (attention.cuh)
+ * the same device functions the separate kernels run, so the same bits (kernels.h). LN2 and
+ * the next layer's LN1 need whole rows of h, which the O and FC2 phases finish one row block
+ * at a time: the block that stores a row block's last tile normalizes it (layer_ln_after),
+ * which saves two barriers per layer.
  *
  * Why: at batch 1 a CLIP-L layer is 7 launches of a few microseconds of work each, and the
  * launch gaps inside a graph cost about as much as the work (kernels/README.md, "Batch 1"). One
- * launch per run of layers leaves 7 grid barriers per layer, about a microsecond each.
+ * launch per run of layers leaves 5 grid barriers per layer, about a microsecond each.
  *
  * Barrier: bar[0] counts the blocks arrived in this round, bar[1] counts finished rounds. A
  * block's thread 0 reads the round, arrives (acq_rel: releases the block's writes, which the
@@ -105,9 +108,11 @@ __device__ __forceinline__ int layer_splits(int32_t k, int32_t k_chunk) {
     return k_chunk > 0 && k > k_chunk ? (k + k_chunk - 1) / k_chunk : 1;
 }
 
-/* The phase functions and layer_run are __noinline__: with every phase inlined into the layer
- * loop ptxas spilled (sm_80: 296 bytes stored, 1168 loaded; sm_90: 112 / 292); as calls, each
- * gets its own allocation and nothing spills. */
+/* The phase functions, layer_ln_rows and layer_run are __noinline__: with every phase inlined
+ * into the layer loop ptxas spilled (sm_80: 296 bytes stored, 1168 loaded; sm_90: 112 / 292),
+ * and with the LN rows inlined into the GEMM item loop up to 240 bytes of loads there; as calls
+ * each gets its own allocation and only the kernel body spills, 8 / 16 bytes on sm_90 (around
+ * its calls, once per layer). */
 
 /* rows m of out = LN(in), one row per warp of the grid */
 template <typename T>
@@ -118,25 +123,62 @@ __device__ __noinline__ void layer_ln(const cs_k_layer_args &a, const float *g, 
         cs_ln_row<T>(static_cast<T *>(a.a), a.h, nullptr, g, b, row, a.d, a.eps);
 }
 
-/* One GEMM over the grid with tile BM x BN (k-tile 64 or 128: 64 KB of stages either way). */
+/* LN rows r0 .. r1 - 1 of h into a.a, a warp per row. */
+template <typename T>
+__device__ __noinline__ void layer_ln_rows(const cs_k_layer_args &a, int r0, int r1, const float *g,
+                                           const float *b) {
+    for (int row = r0 + (threadIdx.x >> 5); row < r1; row += LAYER_THREADS / 32)
+        cs_ln_row<T>(static_cast<T *>(a.a), a.h, nullptr, g, b, (size_t)row, a.d, a.eps);
+}
+
+/* After a tile of a residual GEMM (O, FC2) is stored: the block counts it for its row block,
+ * and the block storing the row block's last tile runs the next LayerNorm (gamma g, beta b) on
+ * those rows of h into a.a, so no LN phase and no barrier are needed for it. The tiles' stores
+ * are handed over as the split-K partials are (fence, counter, fence); cs_ln_row reads h
+ * through L2 (__ldcg), never a stale L1 line. wrote: whether this block stored the tile. */
+template <typename T, int BM>
+__device__ __forceinline__ void layer_ln_after(const cs_k_layer_args &a, int tm, int tn_count, bool wrote,
+                                               const float *g, const float *b, int *s_flag) {
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int last = 0;
+        if (wrote) {
+            unsigned *sem = a.row_sem + tm;
+            last = atomicAdd(sem, 1u) == (unsigned)tn_count - 1;
+            if (last) {
+                atomicExch(sem, 0u); /* every column tile has counted: ready for the next GEMM */
+                __threadfence();
+            }
+        }
+        *s_flag = last;
+    }
+    __syncthreads();
+    if (*s_flag) layer_ln_rows<T>(a, tm * BM, min(a.m, (tm + 1) * BM), g, b);
+}
+
+/* One GEMM over the grid with tile BM x BN (k-tile 64 or 128: 64 KB of stages either way);
+ * with ln_g, the LayerNorm of each finished row block after it (layer_ln_after). */
 template <typename T, int BM, int BN, int BK, int STAGES>
-__device__ __noinline__ void layer_gemm_tiles(const cs_k_gemm_args &g, unsigned char *smem,
-                                                 int *s_last) {
+__device__ __noinline__ void layer_gemm_tiles(const cs_k_layer_args &a, const cs_k_gemm_args &g,
+                                              unsigned char *smem, int *s_last, const float *ln_g,
+                                              const float *ln_b) {
     const int tn_count = (g.n + BN - 1) / BN;
     const int tiles = ((g.m + BM - 1) / BM) * tn_count;
     const int splits = layer_splits(g.k, g.k_chunk);
     /* chunks on separate items where the partials fit, else added in registers: same bits */
     const int nz = splits > 1 && g.split_ws ? splits : 1;
     for (int item = blockIdx.x; item < tiles * nz; item += gridDim.x) {
-        const int tile = item % tiles, z = item / tiles;
+        const int tile = item % tiles, z = item / tiles, tm = tile / tn_count, tn = tile % tn_count;
         __syncthreads(); /* the previous item's warps are done with smem */
+        bool wrote;
         if (splits > 1)
-            cs_gemm_tile<T, BM, BN, BK, 2, 2, STAGES, true>(g, smem, tile / tn_count, tile % tn_count, z, nz,
-                                                            g.split_sem ? g.split_sem + tile : nullptr,
-                                                            s_last);
+            wrote = cs_gemm_tile<T, BM, BN, BK, 2, 2, STAGES, true>(g, smem, tm, tn, z, nz,
+                                                                    g.split_sem ? g.split_sem + tile : nullptr,
+                                                                    s_last);
         else
-            cs_gemm_tile<T, BM, BN, BK, 2, 2, STAGES, false>(g, smem, tile / tn_count, tile % tn_count, 0, 1,
-                                                             nullptr, s_last);
+            wrote = cs_gemm_tile<T, BM, BN, BK, 2, 2, STAGES, false>(g, smem, tm, tn, 0, 1, nullptr, s_last);
+        if (ln_g) layer_ln_after<T, BM>(a, tm, tn_count, wrote, ln_g, ln_b, s_last);
     }
 }
 
@@ -145,7 +187,8 @@ __device__ __noinline__ void layer_gemm_tiles(const cs_k_gemm_args &g, unsigned 
 template <typename T>
 __device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, const void *x, const void *w,
                                            const float *bias, void *out, int32_t n, int32_t k,
-                                           cs_k_epilogue epi, unsigned char *smem, int *s_last) {
+                                           cs_k_epilogue epi, unsigned char *smem, int *s_last,
+                                           const float *ln_g = nullptr, const float *ln_b = nullptr) {
     cs_k_gemm_args g = {};
     g.x = x, g.w = w, g.bias = bias, g.out = out, g.m = a.m, g.n = n, g.k = k;
     g.dtype = a.dtype, g.epi = epi, g.act = a.act, g.k_chunk = a.k_chunk;
@@ -158,9 +201,9 @@ __device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, const void 
         g.split_sem = a.split_sem;
     }
     if (big)
-        layer_gemm_tiles<T, 64, 64, 64, 4>(g, smem, s_last);
+        layer_gemm_tiles<T, 64, 64, 64, 4>(a, g, smem, s_last, ln_g, ln_b);
     else
-        layer_gemm_tiles<T, 32, 32, 128, 4>(g, smem, s_last);
+        layer_gemm_tiles<T, 32, 32, 128, 4>(a, g, smem, s_last, ln_g, ln_b);
 }
 
 template <typename T>
@@ -189,24 +232,25 @@ __device__ __forceinline__ void layer_prefetch_weights(const cs_k_layer_args &a,
     layer_prefetch(w.w_fc2, df);
 }
 
-/* One layer, its seven phases; the caller separates layers by a barrier. b0: the number of
- * the layer's first barrier. */
+/* Layer l: QKV, attention, O + residual (+ LN2 of each finished row block), FC1 + act, FC2 +
+ * residual (+ the next layer's LN1 the same way), a barrier after each but the last; LN1 of
+ * the first layer is the caller's. Barrier numbers (the trace's rows) from 2 + 5 l. */
 template <typename T>
-__device__ __noinline__ void layer_run(const cs_k_layer_args &a, const cs_k_layer_weights &w,
-                                       unsigned char *smem, int *s_last, int b0) {
-    layer_ln<T>(a, w.ln1_g, w.ln1_b);
-    layer_grid_sync(a, b0 + 0);
+__device__ __noinline__ void layer_run(const cs_k_layer_args &a, int l, unsigned char *smem, int *s_last) {
+    const cs_k_layer_weights &w = a.layers[l];
+    const cs_k_layer_weights *next = l + 1 < a.n_layers ? &a.layers[l + 1] : nullptr;
+    const int b0 = 2 + 5 * l;
     layer_gemm<T>(a, a.a, w.w_qkv, w.b_qkv, a.qkv, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);
-    layer_grid_sync(a, b0 + 1);
+    layer_grid_sync(a, b0);
     layer_attention<T>(a, smem);
+    layer_grid_sync(a, b0 + 1);
+    layer_gemm<T>(a, a.att, w.w_o, w.b_o, a.h, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last, w.ln2_g, w.ln2_b);
     layer_grid_sync(a, b0 + 2);
-    layer_gemm<T>(a, a.att, w.w_o, w.b_o, a.h, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last);
-    layer_grid_sync(a, b0 + 3);
-    layer_ln<T>(a, w.ln2_g, w.ln2_b);
-    layer_grid_sync(a, b0 + 4);
     layer_gemm<T>(a, a.a, w.w_fc1, w.b_fc1, a.mlp, a.f, a.d, CS_K_EPI_BIAS_ACT, smem, s_last);
-    layer_grid_sync(a, b0 + 5);
-    layer_gemm<T>(a, a.mlp, w.w_fc2, w.b_fc2, a.h, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last);
+    layer_grid_sync(a, b0 + 3);
+    layer_gemm<T>(a, a.mlp, w.w_fc2, w.b_fc2, a.h, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last,
+                  next ? next->ln1_g : nullptr, next ? next->ln1_b : nullptr);
+    if (next) layer_grid_sync(a, b0 + 4);
 }
 
 template <typename T>
@@ -214,15 +258,17 @@ static __global__ void __launch_bounds__(LAYER_THREADS, LAYER_MAX_PER_SM) layer_
     CS_DYN_SMEM(smem, 128);
     int *s_last = reinterpret_cast<int *>(smem + LAYER_GEMM_SMEM);
     layer_stamp(a, 0);
+    if (a.prefetch) layer_prefetch_weights<T>(a, a.layers[0]);
+    layer_ln<T>(a, a.layers[0].ln1_g, a.layers[0].ln1_b);
+    layer_grid_sync(a, 1);
     for (int l = 0; l < a.n_layers; l++) {
-        if (l > 0) layer_grid_sync(a, 7 * l); /* the last FC2 has written h */
-        /* prefetch 1: each layer's weights as it starts; 2: also the next layer's, so they
-         * stream in during this one (two layers must fit L2: the host decides) */
-        if (a.prefetch && (l == 0 || a.prefetch == 1)) layer_prefetch_weights<T>(a, a.layers[l]);
+        /* prefetch 1: each layer's weights as it starts; 2: the next layer's, so they stream
+         * in during this one (two layers must fit L2: the host decides) */
+        if (a.prefetch == 1 && l > 0) layer_prefetch_weights<T>(a, a.layers[l]);
         if (a.prefetch == 2 && l + 1 < a.n_layers) layer_prefetch_weights<T>(a, a.layers[l + 1]);
-        layer_run<T>(a, a.layers[l], smem, s_last, 7 * l + 1);
+        layer_run<T>(a, l, smem, s_last);
     }
-    layer_stamp(a, 7 * a.n_layers);
+    layer_stamp(a, 5 * a.n_layers + 1);
 }
 
 extern "C" cudaError_t cs_k_layer_setup(int per_sm_max, int *blocks) {
@@ -268,7 +314,7 @@ static cudaError_t layer_launch(const cs_k_layer_args *a, int blocks, cudaStream
 extern "C" cudaError_t cs_k_layer(const cs_k_layer_args *a, int blocks, cudaStream_t stream) {
     if (a->m < 0 || a->d <= 0 || a->n_heads <= 0 || a->d % a->n_heads || a->d / a->n_heads != CS_K_ATTN_HEAD_DIM ||
         a->d % 64 || a->d > LN_MAX_V * 128 || a->f <= 0 || a->f % 8 || blocks < 1 || !a->bar ||
-        !a->offsets || !a->layers || a->n_layers < 0 || a->k_chunk < 0 || a->k_chunk % 128)
+        !a->offsets || !a->layers || !a->row_sem || a->n_layers < 0 || a->k_chunk < 0 || a->k_chunk % 128)
         return cudaErrorInvalidValue;
     if (((uintptr_t)a->a | (uintptr_t)a->qkv | (uintptr_t)a->att | (uintptr_t)a->mlp | (uintptr_t)a->h) % 16)
         return cudaErrorInvalidValue;

@@ -33,7 +33,7 @@ __device__ __forceinline__ void cs_ln_row(T *out, const float *in, const int32_t
     for (int i = 0; i < LN_MAX_V; i++) {
         const int c = lane + i * 32;
         if (c < nv) {
-            v[i] = x[c];
+            v[i] = __ldcg(x + c); /* through L2: layer.cu reads rows other blocks just wrote */
             sum += v[i].x + v[i].y + v[i].z + v[i].w;
         }
     }

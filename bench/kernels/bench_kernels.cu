@@ -540,9 +540,9 @@ void bench_stack(int b, int k_chunk, int pdl) {
  * time from the first block leaving the barrier before to the last arriving at the one after
  * (summed over the layers), and each barrier's own latency (last arrival to first departure). */
 static void fused_phases(const unsigned long long *tr, int blocks, const char *nm) {
-    static const char *kind[7] = {"LN1", "QKV", "attention", "O", "LN2", "FC1", "FC2"};
-    double phase[7] = {0}, lat = 0, lat_max = 0;
-    const int rows = 7 * NL + 1;
+    static const char *kind[6] = {"LN1 (layer 0)", "QKV", "attention", "O+LN2", "FC1", "FC2+LN1"};
+    double phase[6] = {0}, lat = 0, lat_max = 0;
+    const int rows = 5 * NL + 2;
     for (int i = 0; i + 1 < rows; i++) {
         unsigned long long dep = ~0ull, arr = 0, dep_next = ~0ull;
         for (int bl = 0; bl < blocks; bl++) {
@@ -551,7 +551,7 @@ static void fused_phases(const unsigned long long *tr, int blocks, const char *n
             arr = n[0] > arr ? n[0] : arr;
             dep_next = n[1] < dep_next ? n[1] : dep_next;
         }
-        phase[i % 7] += (double)(arr - dep) * 1e-3;
+        phase[i == 0 ? 0 : 1 + (i - 1) % 5] += (double)(arr - dep) * 1e-3;
         if (i + 2 < rows) {
             const double l = ((double)dep_next - (double)arr) * 1e-3;
             lat += l;
@@ -559,7 +559,7 @@ static void fused_phases(const unsigned long long *tr, int blocks, const char *n
         }
     }
     printf("  %s, summed over %d layers (us):", nm, NL);
-    for (int k = 0; k < 7; k++) printf(" %s %.1f,", kind[k], phase[k]);
+    for (int k = 0; k < 6; k++) printf(" %s %.1f,", kind[k], phase[k]);
     printf(" barriers: %d, mean %.2f us, max %.2f us (%%globaltimer)\n", rows - 2, lat / (rows - 2), lat_max);
 }
 
@@ -574,12 +574,14 @@ void bench_fused(int b, int k_chunk, int per_sm) {
     CU(cudaMalloc((void **)&dw, sizeof s.w));
     CU(cudaMemcpy(dw, s.w, sizeof s.w, cudaMemcpyHostToDevice));
     unsigned *bar = NULL;
-    CU(cudaMalloc((void **)&bar, 2 * sizeof(unsigned)));
-    CU(cudaMemset(bar, 0, 2 * sizeof(unsigned)));
+    const size_t sems = 2 + CS_K_LAYER_ROW_SEMS(s.m);
+    CU(cudaMalloc((void **)&bar, sems * sizeof(unsigned)));
+    CU(cudaMemset(bar, 0, sems * sizeof(unsigned)));
     cs_k_layer_args a = {};
     a.dtype = CLIPSKIP_DTYPE_F16, a.act = CLIPSKIP_ACT_QUICK_GELU, a.m = s.m, a.d = s.d, a.n_heads = 12, a.f = s.f;
     a.n_seq = b, a.offsets = s.off, a.scale = 0.125f, a.eps = 1e-5f, a.h = s.h, a.a = s.a, a.qkv = s.qkv;
     a.att = s.att, a.mlp = s.mid, a.layers = dw, a.n_layers = NL, a.k_chunk = k_chunk, a.bar = bar;
+    a.row_sem = bar + 2;
     a.split_ws = g_split_ws, a.split_ws_floats = CS_K_GEMM_SPLIT_WS_FLOATS, a.split_sem = g_split_sem;
     a.split_sems = CS_K_GEMM_SPLIT_SEMS, a.prefetch = 2;
     cudaGraph_t graph;
@@ -589,7 +591,7 @@ void bench_fused(int b, int k_chunk, int per_sm) {
     char nm[64];
     snprintf(nm, sizeof nm, "clip-l fused k%d %dx%d blk", k_chunk, blocks / g_n_sm, g_n_sm);
     stack_time(&s, graph, nm);
-    const size_t n_tr = (size_t)(7 * NL + 1) * blocks * 2;
+    const size_t n_tr = (size_t)(5 * NL + 2) * blocks * 2;
     CU(cudaMalloc((void **)&a.trace, n_tr * sizeof(unsigned long long)));
     CU(cs_k_layer(&a, blocks, g_s));
     CU(cudaStreamSynchronize(g_s));

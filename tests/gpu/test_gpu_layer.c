@@ -135,6 +135,7 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, int n_layers, in
         a.split_sem = zeros_dev(a.split_sems * 4);
     }
     a.bar = zeros_dev(2 * sizeof(unsigned));
+    a.row_sem = zeros_dev(CS_K_LAYER_ROW_SEMS(m) * sizeof(unsigned));
     size_t bytes[5] = {(size_t)m * s->d * 4, (size_t)m * s->d * es, (size_t)m * 3 * s->d * es,
                        (size_t)m * s->d * es, (size_t)m * s->f * es};
     char *ref[5], *got[5], *again[5];
@@ -166,15 +167,22 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, int n_layers, in
             free(again[i]);
         }
         unsigned bar[2];
-        const unsigned rounds = 2u * (7u * (unsigned)n_layers - 1u);
+        const unsigned rounds = 2u * 5u * (unsigned)n_layers;
         CU(cudaMemcpy(bar, a.bar, sizeof bar, cudaMemcpyDeviceToHost));
         expect(bar[0] == 0 && bar[1] == rounds, "%s: barrier counters %u, %u after two launches (want 0, %u)", what,
                bar[0], bar[1], rounds);
+        const size_t ns = CS_K_LAYER_ROW_SEMS(m);
+        unsigned *rs = malloc(ns * sizeof(unsigned));
+        CU(cudaMemcpy(rs, a.row_sem, ns * sizeof(unsigned), cudaMemcpyDeviceToHost));
+        size_t left = 0;
+        for (size_t i = 0; i < ns; i++) left += rs[i] != 0;
+        expect(left == 0, "%s: %zu row-block counters not back at 0", what, left);
+        free(rs);
         if (total == 0) printf("  ok    fused layer == 7 kernels, bitwise, twice: %s\n", what);
     }
     for (int i = 0; i < 5; i++) free(ref[i]);
     for (int l = 0; l < n_layers; l++) free_layer(&w[l]);
-    void *ptrs[] = {d_off, h0, a.h, a.a, a.qkv, a.att, a.mlp, d_w, a.split_ws, a.split_sem, a.bar};
+    void *ptrs[] = {d_off, h0, a.h, a.a, a.qkv, a.att, a.mlp, d_w, a.split_ws, a.split_sem, a.bar, a.row_sem};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         if (ptrs[i]) CU(cudaFree(ptrs[i]));
 }
@@ -215,6 +223,7 @@ int main(void) {
     cs_k_layer_args big = {.dtype = CLIPSKIP_DTYPE_F16, .m = 1, .d = 64, .n_heads = 1, .f = 64,
                            .n_seq = 1, .offsets = (const int32_t *)1, .bar = (unsigned *)1,
                            .layers = (const cs_k_layer_weights *)16, .n_layers = 1,
+                           .row_sem = (unsigned *)16,
                            .h = (float *)16, .a = (void *)16, .qkv = (void *)16, .att = (void *)16,
                            .mlp = (void *)16};
     const cudaError_t e = cs_k_layer(&big, blocks * 64, 0);
