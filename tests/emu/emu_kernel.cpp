@@ -130,7 +130,13 @@ struct Block {
 Block g_block;          /* the block running in ordinary launches */
 Block *g_blk = &g_block; /* the block running now */
 #define B (*g_blk)
-std::vector<char *> g_coop_stacks; /* fiber stacks of cooperative launches, reused */
+/* fiber stacks of cooperative launches, reused, freed at exit */
+struct StackPool {
+    std::vector<char *> v;
+    ~StackPool() {
+        for (char *p : v) free(p);
+    }
+} g_coop_stacks;
 
 uint3 g_direct_tid;
 std::map<const void *, bool> g_syncs; /* kernel -> synchronized in its first launch */
@@ -428,7 +434,8 @@ void run_block_fibers(dim3 block) {
 void run_grid_coop(const std::vector<size_t> &order, dim3 grid, dim3 block, size_t smem,
                    const std::function<void()> &fn) {
     const size_t n = (size_t)block.x * block.y * block.z, nb = order.size();
-    while (g_coop_stacks.size() < nb * n) g_coop_stacks.push_back(static_cast<char *>(malloc(STACK_BYTES)));
+    std::vector<char *> &pool = g_coop_stacks.v;
+    while (pool.size() < nb * n) pool.push_back(static_cast<char *>(malloc(STACK_BYTES)));
     std::vector<Block> bl(nb);
     std::vector<char> done(nb, 0);
     for (size_t i = 0; i < nb; i++) {
@@ -437,7 +444,7 @@ void run_grid_coop(const std::vector<size_t> &order, dim3 grid, dim3 block, size
         b.idx = uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y),
                       (unsigned)(bi / ((size_t)grid.x * grid.y))};
         b.t.resize(n);
-        b.stacks.assign(g_coop_stacks.begin() + i * n, g_coop_stacks.begin() + (i + 1) * n);
+        b.stacks.assign(pool.begin() + i * n, pool.begin() + (i + 1) * n);
         b.w.resize((n + 31) / 32);
         b.g.resize((n + 127) / 128);
         b.fn = &fn;
