@@ -1,9 +1,11 @@
 /* The fused layer kernel (kernels/layer.cu, cs_k_layer) against the seven separate kernels per
  * layer the encoder otherwise launches (LN1, QKV, attention, O + residual, LN2, FC1 + act,
  * FC2 + residual) on the same random weights and residual: bitwise equal outputs (h, and each
- * scratch buffer), at 1 and several packed sequences, one layer and a run of three, with and
- * without a fixed split of K (chunks on separate blocks or in registers), F16 and BF16. Launched twice in a row: the grid barrier's counters
- * carry over (graph replays), so the second launch must give the same bits again.
+ * scratch buffer, poisoned with NaN before each fused launch), at 1 and several packed
+ * sequences, one layer and runs of several, with and without a fixed split of K (chunks on
+ * separate blocks or in registers), F16 and BF16. Launched twice in a row: the barrier's and
+ * the row blocks' counters carry over (graph replays), so the second launch must give the
+ * same bits again and leave them consistent.
  * Exit 77 (SKIPPED) when no CUDA device is usable. */
 #include "gpu_test_model.h"
 #include "kernels.h"
@@ -146,6 +148,9 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, int n_layers, in
     cudaError_t e = cudaSuccess;
     for (int round = 0; round < 2 && e == cudaSuccess; round++) {
         CU(cudaMemcpy(a.h, h0, bytes[0], cudaMemcpyDeviceToDevice));
+        /* scratch poisoned (all-ones: NaN), so an element the fused kernel never writes shows */
+        void *scratch[4] = {a.a, a.qkv, a.att, a.mlp};
+        for (int i = 0; i < 4; i++) CU(cudaMemset(scratch[i], 0xff, bytes[i + 1]));
         e = cs_k_layer(&a, blocks, 0);
         if (e == cudaSuccess) e = cudaDeviceSynchronize();
         if (e == cudaSuccess) take(&a, round ? again : got, bytes);
