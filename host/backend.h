@@ -92,12 +92,15 @@ typedef struct cs_backend_ops {
     /* out(M, N) = epilogue(x(M, K) ACT @ W^T): see cs_epilogue for out's kind. */
     clipskip_status (*gemm)(cs_backend *be, int tower, int layer, cs_weight_id w,
                             cs_epilogue epi, const void *x, void *out, int32_t m);
-    /* Optional (NULL: the encoder issues the ops): the whole pre-LN layers l0..l1-1 over all m
-     * rows of the current packing, exactly what encoder.c's layer_full issues for each, on the
-     * same buffers (h RESID; a, qkv, att ACT of m rows; mlp ACT of m rows), in fewer launches.
-     * *done = 0: the backend declined (the encoder then issues the ops). */
-    clipskip_status (*layers)(cs_backend *be, int tower, int l0, int l1, void *h, void *a, void *qkv,
-                              void *att, void *mlp, int32_t m, int *done);
+    /* Optional (NULL: the encoder issues the ops): the pre-LN layers l0..l1-1 over all m rows of
+     * the current packing, exactly what encoder.c issues for them (layer_full; with last_only,
+     * layer_last_only for layer l1-1: its result rows, one per sequence, into h_alt, from the
+     * rows idx[0..n-1] of h, a host array), on the same buffers (h, h_alt RESID; a, qkv, att
+     * ACT of m rows; mlp ACT of m rows), in fewer launches. *done = 0: the backend declined
+     * (the encoder then issues the ops). */
+    clipskip_status (*layers)(cs_backend *be, int tower, int l0, int l1, int last_only, void *h, void *h_alt,
+                              const int32_t *idx, int32_t n, void *a, void *qkv, void *att, void *mlp,
+                              int32_t m, int *done);
     /* Causal multi-head attention over the current packing. qkv (M, 3D) ACT, q|k|v per row,
      * heads contiguous inside each. out ACT: (M, D) heads merged, or with last_only (n_seq, D)
      * holding only each sequence's last query row. Scale Dh^-0.5, fp32 softmax. */

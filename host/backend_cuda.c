@@ -517,12 +517,15 @@ static clipskip_status cu_gemm(cs_backend *be, int tower, int layer, cs_weight_i
     return cs_cu_gemm_native(be, lin, kepi[epi], t->act, x, out, m);
 }
 
-static clipskip_status cu_layers(cs_backend *be, int tower, int l0, int l1, void *h, void *a, void *qkv,
-                                 void *att, void *mlp, int32_t m, int *done) {
+static clipskip_status cu_layers(cs_backend *be, int tower, int l0, int l1, int last_only, void *h,
+                                 void *h_alt, const int32_t *idx, int32_t n, void *a, void *qkv, void *att,
+                                 void *mlp, int32_t m, int *done) {
     const cs_cu_tower *t = NULL;
     *done = 0;
     CS_TRY(cu_tower(be, tower, &t));
-    return cs_cu_fused_layers(be, t, l0, l1, h, a, qkv, att, mlp, m, cu_mlp_chunk_rows(be), done);
+    if (last_only) CS_TRY(cu_check_rows("layers", idx, n, m));
+    const cs_cu_fused_bufs b = {h, h_alt, idx, n, a, qkv, att, mlp, m, cu_mlp_chunk_rows(be)};
+    return cs_cu_fused_layers(be, t, l0, l1, last_only, &b, done);
 }
 
 static clipskip_status cu_attention(cs_backend *be, int tower, const void *qkv, void *out,

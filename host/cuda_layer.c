@@ -13,7 +13,7 @@
  *                                 weights fit in 3/4 of L2 (CLIP-L: 2 x 14 MB of an H100's 50 MB),
  *                                 else for each layer's as it starts.
  * Declined (the encoder issues the seven ops per layer): head width other than 64, the
- * cuBLASLt path, passes over the limit; the pooled-only last layer is never offered. */
+ * cuBLASLt path, passes over the limit. A pooled-only last layer runs in the same launch. */
 #ifdef CLIPSKIP_WITH_CUDA
 #include "cuda_priv.h"
 
@@ -91,21 +91,27 @@ static size_t cu_layer_bytes(const cs_backend *be, const cs_cu_tower *t) {
     return (size_t)(4 * t->d + 2 * t->f) * (size_t)t->d * cs_dtype_size(be->cdt);
 }
 
-clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0, int l1, void *h, void *a,
-                                   void *qkv, void *att, void *mlp, int32_t m, int32_t mlp_rows, int *done) {
+clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0, int l1, int last_only,
+                                   const cs_cu_fused_bufs *b, int *done) {
     *done = 0;
-    if (!be->fused_rows || !t->fused || m < 1 || m > be->fused_rows || m > mlp_rows ||
-        be->gemm_path == CLIPSKIP_GEMM_CUBLASLT || t->d / t->heads != CS_K_ATTN_HEAD_DIM || m != be->n_tokens)
+    const int32_t m = b->m;
+    if (!be->fused_rows || !t->fused || m < 1 || m > be->fused_rows || m > b->mlp_rows ||
+        be->gemm_path == CLIPSKIP_GEMM_CUBLASLT || t->d / t->heads != CS_K_ATTN_HEAD_DIM || m != be->n_tokens ||
+        (last_only && b->n != be->n_seq))
         return CLIPSKIP_OK;
     if (l0 < 0 || l1 > t->n_layers || l0 > l1)
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: layers %d..%d (tower has %d)", l0, l1 - 1, t->n_layers);
-    const void *bufs[] = {h, a, qkv, att, mlp};
-    for (int i = 0; i < 5; i++) cs_cu_graph_note(be, bufs[i]);
+    const void *bufs[] = {b->h, b->h_alt, b->a, b->qkv, b->att, b->mlp};
+    for (int i = 0; i < 6; i++) cs_cu_graph_note(be, bufs[i]);
+    const int32_t *d_idx = NULL;
+    if (last_only) CS_TRY(cs_cu_put_ints(be, &be->st_idx, b->idx, (size_t)b->n, &d_idx));
     cs_k_layer_args k = {
         .dtype = be->cdt, .act = t->act, .m = m, .d = t->d, .n_heads = t->heads, .f = t->f,
         .n_seq = be->n_seq, .offsets = be->d_off, .scale = 1.0f / sqrtf((float)(t->d / t->heads)),
-        .eps = CS_CU_LN_EPS, .h = h, .a = a, .qkv = qkv, .att = att, .mlp = mlp,
+        .eps = CS_CU_LN_EPS, .h = b->h, .a = b->a, .qkv = b->qkv, .att = b->att, .mlp = b->mlp,
         .layers = t->fused + l0, .n_layers = l1 - l0,
+        .last_only = last_only, .n_pool = last_only ? b->n : 0, .pool_rows = d_idx,
+        .h_pool = last_only ? b->h_alt : NULL,
         .k_chunk = be->k_chunk, .split_ws = be->split_ws, .split_ws_floats = be->split_ws_floats,
         .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar, .row_sem = be->layer_bar + 2,
         .prefetch = be->fused_prefetch && 2 * cu_layer_bytes(be, t) <= be->l2_bytes / 4 * 3 ? 2 : be->fused_prefetch};

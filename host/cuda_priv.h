@@ -235,10 +235,18 @@ clipskip_status cs_cu_fused_init(cs_backend *be);
 clipskip_status cs_cu_fused_weights(cs_backend *be);
 void cs_cu_fused_free(cs_backend *be);
 size_t cs_cu_fused_bytes(const cs_backend *be);
-/* Full layers l0..l1-1 over the current packing in one launch; *done = 0 when declined (the
- * caller then issues the ops). mlp_rows: rows the mlp buffer holds. */
-clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0, int l1, void *h, void *a,
-                                   void *qkv, void *att, void *mlp, int32_t m, int32_t mlp_rows, int *done);
+/* The buffers of the backend's layers op (backend.h); mlp_rows: rows the mlp buffer holds. */
+typedef struct {
+    void *h, *h_alt;
+    const int32_t *idx; /* host: the pooled rows of a last-only layer */
+    int32_t n;
+    void *a, *qkv, *att, *mlp;
+    int32_t m, mlp_rows;
+} cs_cu_fused_bufs;
+/* Layers l0..l1-1 (the last pooled-only with last_only) over the current packing in one
+ * launch; *done = 0 when declined (the caller then issues the ops). */
+clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0, int l1, int last_only,
+                                   const cs_cu_fused_bufs *b, int *done);
 void cs_cu_gemm_free(cs_backend *be);
 size_t cs_cu_gemm_bytes(const cs_backend *be);
 clipskip_status cs_cu_gemm_native(cs_backend *be, const cs_cu_linear *lin, cs_k_epilogue epi,

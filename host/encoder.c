@@ -162,11 +162,17 @@ static clipskip_status layer_full(clipskip_encoder *e, int tw, int l, int32_t m)
 
 /* The last layer when every active row only needs its pooled vector: K and V for all rows,
  * everything else for each sequence's last (EOS) row only. Result rows in h_alt (n_seq, D). */
-static clipskip_status layer_last_only(clipskip_encoder *e, cs_pass *ps, int tw, int l) {
-    const cs_backend_ops *o = e->ops;
+/* ps->idx = each active sequence's last (EOS) row in the packing; returns how many. */
+static int32_t eos_rows(cs_pass *ps) {
     int32_t n = 0;
     for (int32_t i = 0; i < ps->n_rows; i++)
         if (ps->rows[i].len) ps->idx[n++] = ps->rows[i].off + ps->rows[i].len - 1;
+    return n;
+}
+
+static clipskip_status layer_last_only(clipskip_encoder *e, cs_pass *ps, int tw, int l) {
+    const cs_backend_ops *o = e->ops;
+    const int32_t n = eos_rows(ps);
     CS_TRY(o->layernorm(e->be, tw, l, CS_LN_1, e->h, e->a, ps->m, NULL));
     CS_TRY(o->gemm(e->be, tw, l, CS_W_QKV, CS_EPI_BIAS, e->a, e->qkv, ps->m));
     CS_TRY(o->attention(e->be, tw, e->qkv, e->att, 1));
@@ -188,14 +194,13 @@ static clipskip_status run_layers(clipskip_encoder *e, cs_pass *ps, int tw, int 
         if (r < 0) return clipskip_last_status() ? clipskip_last_status() : CLIPSKIP_ERR_BACKEND;
         if (r == 1) return CLIPSKIP_OK; /* replayed */
     }
-    int l = l0;
-    const int full_end = last_only ? l1 - 1 : l1; /* the full layers, fused where the backend can */
-    if (o->layers && full_end > l0) {
-        int done = 0;
-        CS_TRY(o->layers(e->be, tw, l0, full_end, e->h, e->a, e->qkv, e->att, e->mlp, ps->m, &done));
-        if (done) l = full_end;
+    int done = 0; /* the backend ran the whole run in fewer launches */
+    if (o->layers && l1 > l0) {
+        const int32_t n = last_only ? eos_rows(ps) : 0;
+        CS_TRY(o->layers(e->be, tw, l0, l1, last_only, e->h, e->h_alt, ps->idx, n, e->a, e->qkv, e->att,
+                         e->mlp, ps->m, &done));
     }
-    for (; l < l1; l++) {
+    for (int l = l0; l < l1 && !done; l++) {
         if (last_only && l == l1 - 1)
             CS_TRY(layer_last_only(e, ps, tw, l));
         else

@@ -189,6 +189,13 @@ typedef struct {
     void *a, *qkv, *att, *mlp; /* ACT scratch: (m, d), (m, 3d), (m, d), (m, f) */
     const cs_k_layer_weights *layers; /* device array: the n_layers layers to run, in order */
     int32_t n_layers;
+    /* last_only: the last layer is pooled-only (host/encoder.c layer_last_only): its attention
+     * for each sequence's last row (into att row s), the residual rows pool_rows[i] of h
+     * copied into h_pool, and O, LN2, FC1, FC2 over those n_pool = n_seq rows only: h_pool
+     * (n_pool, d) fp32 holds the layer's output, h the layer before's */
+    int32_t last_only, n_pool;
+    const int32_t *pool_rows; /* (n_pool) device row numbers in h */
+    float *h_pool;
     int32_t k_chunk;         /* as cs_k_gemm_args (0: no split) */
     float *split_ws;         /* with k_chunk: chunks on separate blocks where these fit, */
     size_t split_ws_floats;  /* else added in registers (same bits) */

@@ -111,8 +111,8 @@ __device__ __forceinline__ int layer_splits(int32_t k, int32_t k_chunk) {
 /* The phase functions, layer_ln_rows and layer_run are __noinline__: with every phase inlined
  * into the layer loop ptxas spilled (sm_80: 296 bytes stored, 1168 loaded; sm_90: 112 / 292),
  * and with the LN rows inlined into the GEMM item loop up to 240 bytes of loads there; as calls
- * each gets its own allocation and only the kernel body spills, 8 / 16 bytes on sm_90 (around
- * its calls, once per layer). */
+ * each gets its own allocation and only the kernel body spills, 12-16 bytes stored and 24-36
+ * loaded (around its calls, once per layer). */
 
 /* rows m of out = LN(in), one row per warp of the grid */
 template <typename T>
@@ -123,22 +123,24 @@ __device__ __noinline__ void layer_ln(const cs_k_layer_args &a, const float *g, 
         cs_ln_row<T>(static_cast<T *>(a.a), a.h, nullptr, g, b, row, a.d, a.eps);
 }
 
-/* LN rows r0 .. r1 - 1 of h into a.a, a warp per row. */
+/* LN rows r0 .. r1 - 1 of in (fp32, d wide) into the same rows of a.a, a warp per row. */
 template <typename T>
-__device__ __noinline__ void layer_ln_rows(const cs_k_layer_args &a, int r0, int r1, const float *g,
-                                           const float *b) {
+__device__ __noinline__ void layer_ln_rows(const cs_k_layer_args &a, const float *in, int r0, int r1,
+                                           const float *g, const float *b) {
     for (int row = r0 + (threadIdx.x >> 5); row < r1; row += LAYER_THREADS / 32)
-        cs_ln_row<T>(static_cast<T *>(a.a), a.h, nullptr, g, b, (size_t)row, a.d, a.eps);
+        cs_ln_row<T>(static_cast<T *>(a.a), in, nullptr, g, b, (size_t)row, a.d, a.eps);
 }
 
-/* After a tile of a residual GEMM (O, FC2) is stored: the block counts it for its row block,
- * and the block storing the row block's last tile runs the next LayerNorm (gamma g, beta b) on
- * those rows of h into a.a, so no LN phase and no barrier are needed for it. The tiles' stores
+/* After a tile of a residual GEMM (O, FC2; gm its arguments) is stored: the block counts it for
+ * its row block, and the block storing the row block's last tile runs the next LayerNorm
+ * (gamma g, beta b) on those rows of the residual (gm.out) into a.a, so no LN phase and no
+ * barrier are needed for it. The tiles' stores
  * are handed over as the split-K partials are (fence, counter, fence); cs_ln_row reads h
  * through L2 (__ldcg), never a stale L1 line. wrote: whether this block stored the tile. */
 template <typename T, int BM>
-__device__ __forceinline__ void layer_ln_after(const cs_k_layer_args &a, int tm, int tn_count, bool wrote,
-                                               const float *g, const float *b, int *s_flag) {
+__device__ __forceinline__ void layer_ln_after(const cs_k_layer_args &a, const cs_k_gemm_args &gm, int tm,
+                                               int tn_count, bool wrote, const float *g, const float *b,
+                                               int *s_flag) {
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -154,7 +156,8 @@ __device__ __forceinline__ void layer_ln_after(const cs_k_layer_args &a, int tm,
         *s_flag = last;
     }
     __syncthreads();
-    if (*s_flag) layer_ln_rows<T>(a, tm * BM, min(a.m, (tm + 1) * BM), g, b);
+    if (*s_flag)
+        layer_ln_rows<T>(a, static_cast<const float *>(gm.out), tm * BM, min(gm.m, (tm + 1) * BM), g, b);
 }
 
 /* One GEMM over the grid with tile BM x BN (k-tile 64 or 128: 64 KB of stages either way);
@@ -178,25 +181,25 @@ __device__ __noinline__ void layer_gemm_tiles(const cs_k_layer_args &a, const cs
                                                                     s_last);
         else
             wrote = cs_gemm_tile<T, BM, BN, BK, 2, 2, STAGES, false>(g, smem, tm, tn, 0, 1, nullptr, s_last);
-        if (ln_g) layer_ln_after<T, BM>(a, tm, tn_count, wrote, ln_g, ln_b, s_last);
+        if (ln_g) layer_ln_after<T, BM>(a, g, tm, tn_count, wrote, ln_g, ln_b, s_last);
     }
 }
 
-/* out = epi(x W^T) over the grid: 64x64 tiles (k-tile 64) when they give every block an item,
- * else 32x32 (k-tile 128), as cs_k_gemm_pick; the tile never changes the bits. */
+/* out (m rows) = epi(x W^T) over the grid: 64x64 tiles (k-tile 64) when they give every block
+ * an item, else 32x32 (k-tile 128), as cs_k_gemm_pick; the tile never changes the bits. */
 template <typename T>
 __device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, const void *x, const void *w,
-                                           const float *bias, void *out, int32_t n, int32_t k,
+                                           const float *bias, void *out, int32_t m, int32_t n, int32_t k,
                                            cs_k_epilogue epi, unsigned char *smem, int *s_last,
                                            const float *ln_g = nullptr, const float *ln_b = nullptr) {
     cs_k_gemm_args g = {};
-    g.x = x, g.w = w, g.bias = bias, g.out = out, g.m = a.m, g.n = n, g.k = k;
+    g.x = x, g.w = w, g.bias = bias, g.out = out, g.m = m, g.n = n, g.k = k;
     g.dtype = a.dtype, g.epi = epi, g.act = a.act, g.k_chunk = a.k_chunk;
     const int splits = layer_splits(k, a.k_chunk);
-    const size_t t64 = (size_t)((a.m + 63) / 64) * ((n + 63) / 64);
+    const size_t t64 = (size_t)((m + 63) / 64) * ((n + 63) / 64);
     const bool big = t64 * splits >= gridDim.x;
-    const size_t tiles = big ? t64 : (size_t)((a.m + 31) / 32) * ((n + 31) / 32);
-    if (splits > 1 && a.split_ws && (size_t)splits * a.m * n <= a.split_ws_floats && tiles <= a.split_sems) {
+    const size_t tiles = big ? t64 : (size_t)((m + 31) / 32) * ((n + 31) / 32);
+    if (splits > 1 && a.split_ws && (size_t)splits * m * n <= a.split_ws_floats && tiles <= a.split_sems) {
         g.split_ws = a.split_ws;
         g.split_sem = a.split_sem;
     }
@@ -206,19 +209,29 @@ __device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, const void 
         layer_gemm_tiles<T, 32, 32, 128, 4>(a, g, smem, s_last, ln_g, ln_b);
 }
 
+/* Attention over the packing into a.att; last_only: each sequence's last row only, into row
+ * seq of a.att, and the pooled rows of h copied to a.h_pool meanwhile (the separate path's
+ * gather_rows). */
 template <typename T>
-__device__ __noinline__ void layer_attention(const cs_k_layer_args &a, unsigned char *smem) {
+__device__ __noinline__ void layer_attention(const cs_k_layer_args &a, unsigned char *smem, int last_only) {
     T *sQ = reinterpret_cast<T *>(smem);
     T *sK = sQ + CS_K_ATTN_MAX_T * ATT_LD, *sV = sK + CS_K_ATTN_MAX_T * ATT_LD;
     const int pairs = a.n_seq * a.n_heads;
     /* few (sequence, head) pairs: a block per query tile, as cs_k_attention does */
-    const int split = pairs < (int)gridDim.x;
+    const int split = !last_only && pairs < (int)gridDim.x;
     const int items = pairs * (split ? ATT_TILES : 1);
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
         const int pair = item % pairs, zt = item / pairs;
         __syncthreads();
-        cs_attn_block<T>(static_cast<T *>(a.att), static_cast<const T *>(a.qkv), a.offsets, a.d, a.scale, 0,
-                         split, pair / a.n_heads, pair % a.n_heads, zt, sQ, sK, sV);
+        cs_attn_block<T>(static_cast<T *>(a.att), static_cast<const T *>(a.qkv), a.offsets, a.d, a.scale,
+                         last_only, split, pair / a.n_heads, pair % a.n_heads, zt, sQ, sK, sV);
+    }
+    if (!last_only) return;
+    const size_t d4 = (size_t)a.d / 4, n4 = (size_t)a.n_pool * d4;
+    for (size_t i = (size_t)blockIdx.x * LAYER_THREADS + threadIdx.x; i < n4; i += (size_t)gridDim.x * LAYER_THREADS) {
+        const size_t r = i / d4, c = i - r * d4;
+        reinterpret_cast<float4 *>(a.h_pool)[i] =
+            reinterpret_cast<const float4 *>(a.h)[(size_t)a.pool_rows[r] * d4 + c];
     }
 }
 
@@ -234,21 +247,27 @@ __device__ __forceinline__ void layer_prefetch_weights(const cs_k_layer_args &a,
 
 /* Layer l: QKV, attention, O + residual (+ LN2 of each finished row block), FC1 + act, FC2 +
  * residual (+ the next layer's LN1 the same way), a barrier after each but the last; LN1 of
- * the first layer is the caller's. Barrier numbers (the trace's rows) from 2 + 5 l. */
+ * the first layer is the caller's. Barrier numbers (the trace's rows) from 2 + 5 l.
+ * last_only (the run's last layer, pooled rows only; encoder.c's layer_last_only): QKV over
+ * all rows, attention for each sequence's last row, and O, LN2, FC1, FC2 on those n_pool rows
+ * only, the residual taken from h into h_pool. */
 template <typename T>
 __device__ __noinline__ void layer_run(const cs_k_layer_args &a, int l, unsigned char *smem, int *s_last) {
     const cs_k_layer_weights &w = a.layers[l];
     const cs_k_layer_weights *next = l + 1 < a.n_layers ? &a.layers[l + 1] : nullptr;
+    const int last_only = a.last_only && !next;
+    const int32_t m = last_only ? a.n_pool : a.m;
+    float *h = last_only ? a.h_pool : a.h;
     const int b0 = 2 + 5 * l;
-    layer_gemm<T>(a, a.a, w.w_qkv, w.b_qkv, a.qkv, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);
+    layer_gemm<T>(a, a.a, w.w_qkv, w.b_qkv, a.qkv, a.m, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);
     layer_grid_sync(a, b0);
-    layer_attention<T>(a, smem);
+    layer_attention<T>(a, smem, last_only);
     layer_grid_sync(a, b0 + 1);
-    layer_gemm<T>(a, a.att, w.w_o, w.b_o, a.h, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last, w.ln2_g, w.ln2_b);
+    layer_gemm<T>(a, a.att, w.w_o, w.b_o, h, m, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last, w.ln2_g, w.ln2_b);
     layer_grid_sync(a, b0 + 2);
-    layer_gemm<T>(a, a.a, w.w_fc1, w.b_fc1, a.mlp, a.f, a.d, CS_K_EPI_BIAS_ACT, smem, s_last);
+    layer_gemm<T>(a, a.a, w.w_fc1, w.b_fc1, a.mlp, m, a.f, a.d, CS_K_EPI_BIAS_ACT, smem, s_last);
     layer_grid_sync(a, b0 + 3);
-    layer_gemm<T>(a, a.mlp, w.w_fc2, w.b_fc2, a.h, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last,
+    layer_gemm<T>(a, a.mlp, w.w_fc2, w.b_fc2, h, m, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last,
                   next ? next->ln1_g : nullptr, next ? next->ln1_b : nullptr);
     if (next) layer_grid_sync(a, b0 + 4);
 }
@@ -315,6 +334,8 @@ extern "C" cudaError_t cs_k_layer(const cs_k_layer_args *a, int blocks, cudaStre
     if (a->m < 0 || a->d <= 0 || a->n_heads <= 0 || a->d % a->n_heads || a->d / a->n_heads != CS_K_ATTN_HEAD_DIM ||
         a->d % 64 || a->d > LN_MAX_V * 128 || a->f <= 0 || a->f % 8 || blocks < 1 || !a->bar ||
         !a->offsets || !a->layers || !a->row_sem || a->n_layers < 0 || a->k_chunk < 0 || a->k_chunk % 128)
+        return cudaErrorInvalidValue;
+    if (a->last_only && (a->n_pool != a->n_seq || !a->pool_rows || !a->h_pool || (uintptr_t)a->h_pool % 16))
         return cudaErrorInvalidValue;
     if (((uintptr_t)a->a | (uintptr_t)a->qkv | (uintptr_t)a->att | (uintptr_t)a->mlp | (uintptr_t)a->h) % 16)
         return cudaErrorInvalidValue;

@@ -51,27 +51,32 @@ static void *zeros_dev(size_t bytes) {
     return d;
 }
 
-/* The seven kernels per layer, as host/encoder.c's layer_full issues them through the backend.
+/* One GEMM of the separate path: out (m rows) = epi(x W^T + b). */
+static void sep_gemm(const cs_k_layer_args *a, const void *x, const void *w, const float *b, void *out, int32_t m,
+                     int32_t n, int32_t k, cs_k_epilogue epi, int n_sm) {
+    const cs_k_gemm_args g = {.x = x, .w = w, .bias = b, .out = out, .m = m, .n = n, .k = k, .dtype = a->dtype,
+                              .epi = epi, .act = a->act, .k_chunk = a->k_chunk, .split_ws = a->split_ws,
+                              .split_sem = a->split_sem};
+    CU(cs_k_gemm(&g, n_sm, -1, 0));
+}
+
+/* The separate kernels per layer, as host/encoder.c issues them through the backend: layer_full,
+ * and with last_only layer_last_only for the last layer (its rows into h_pool).
  * w: host copy of the layers' device pointers. */
 static void run_separate(const cs_k_layer_args *a, const cs_k_layer_weights *w, int n_sm) {
+    const int32_t d = a->d;
     for (int l = 0; l < a->n_layers; l++, w++) {
-        cs_k_gemm_args g = {.m = a->m, .dtype = a->dtype, .act = a->act, .k_chunk = a->k_chunk,
-                            .split_ws = a->split_ws, .split_sem = a->split_sem};
-        CU(cs_k_layernorm(a->a, a->dtype, a->h, NULL, w->ln1_g, w->ln1_b, a->m, a->d, a->eps, 0));
-        g.x = a->a, g.w = w->w_qkv, g.bias = w->b_qkv, g.out = a->qkv, g.n = 3 * a->d, g.k = a->d;
-        g.epi = CS_K_EPI_BIAS;
-        CU(cs_k_gemm(&g, n_sm, -1, 0));
-        CU(cs_k_attention(a->att, a->qkv, a->offsets, a->n_seq, a->n_heads, a->d, a->scale, 0, a->dtype, 0));
-        g.x = a->att, g.w = w->w_o, g.bias = w->b_o, g.out = a->h, g.n = a->d, g.k = a->d;
-        g.epi = CS_K_EPI_BIAS_RESID;
-        CU(cs_k_gemm(&g, n_sm, -1, 0));
-        CU(cs_k_layernorm(a->a, a->dtype, a->h, NULL, w->ln2_g, w->ln2_b, a->m, a->d, a->eps, 0));
-        g.x = a->a, g.w = w->w_fc1, g.bias = w->b_fc1, g.out = a->mlp, g.n = a->f, g.k = a->d;
-        g.epi = CS_K_EPI_BIAS_ACT;
-        CU(cs_k_gemm(&g, n_sm, -1, 0));
-        g.x = a->mlp, g.w = w->w_fc2, g.bias = w->b_fc2, g.out = a->h, g.n = a->d, g.k = a->f;
-        g.epi = CS_K_EPI_BIAS_RESID;
-        CU(cs_k_gemm(&g, n_sm, -1, 0));
+        const int last = a->last_only && l == a->n_layers - 1;
+        const int32_t m = last ? a->n_pool : a->m;
+        float *h = last ? a->h_pool : a->h;
+        CU(cs_k_layernorm(a->a, a->dtype, a->h, NULL, w->ln1_g, w->ln1_b, a->m, d, a->eps, 0));
+        sep_gemm(a, a->a, w->w_qkv, w->b_qkv, a->qkv, a->m, 3 * d, d, CS_K_EPI_BIAS, n_sm);
+        CU(cs_k_attention(a->att, a->qkv, a->offsets, a->n_seq, a->n_heads, d, a->scale, last, a->dtype, 0));
+        if (last) CU(cs_k_gather_rows(h, a->h, (size_t)d * sizeof(float), a->pool_rows, m, 0));
+        sep_gemm(a, a->att, w->w_o, w->b_o, h, m, d, d, CS_K_EPI_BIAS_RESID, n_sm);
+        CU(cs_k_layernorm(a->a, a->dtype, h, NULL, w->ln2_g, w->ln2_b, m, d, a->eps, 0));
+        sep_gemm(a, a->a, w->w_fc1, w->b_fc1, a->mlp, m, a->f, d, CS_K_EPI_BIAS_ACT, n_sm);
+        sep_gemm(a, a->mlp, w->w_fc2, w->b_fc2, h, m, d, a->f, CS_K_EPI_BIAS_RESID, n_sm);
     }
 }
 
@@ -93,12 +98,14 @@ static void free_layer(const cs_k_layer_weights *w) {
     for (int i = 0; i < 12; i++) CU(cudaFree((void *)p[i]));
 }
 
-/* host copies of the outputs: h, a, qkv, att, mlp */
-static void take(const cs_k_layer_args *a, char *out[5], size_t bytes[5]) {
-    const void *src[5] = {a->h, a->a, a->qkv, a->att, a->mlp};
-    for (int i = 0; i < 5; i++) {
-        out[i] = malloc(bytes[i]);
-        CU(cudaMemcpy(out[i], src[i], bytes[i], cudaMemcpyDeviceToHost));
+#define N_OUT 6 /* compared outputs: h, ln out, qkv, attention, mlp, h_pool */
+
+/* host copies of the first bytes[i] bytes of each output */
+static void take(const cs_k_layer_args *a, char *out[N_OUT], const size_t bytes[N_OUT]) {
+    const void *src[N_OUT] = {a->h, a->a, a->qkv, a->att, a->mlp, a->h_pool};
+    for (int i = 0; i < N_OUT; i++) {
+        out[i] = malloc(bytes[i] + 1);
+        if (bytes[i]) CU(cudaMemcpy(out[i], src[i], bytes[i], cudaMemcpyDeviceToHost));
     }
 }
 
@@ -108,62 +115,114 @@ static size_t differ(const char *x, const char *y, size_t bytes) {
     return n;
 }
 
-static void layer_case(const layer_shape *s, clipskip_dtype dt, int n_layers, int32_t k_chunk, int across,
-                       int blocks, int n_sm) {
+typedef struct {
+    int n_layers;
+    int32_t k_chunk;
+    int across;    /* with k_chunk: the chunks on separate blocks (a workspace), else in registers */
+    int blocks;    /* the cooperative grid */
+    int last_only; /* the last layer pooled-only */
+} layer_opts;
+
+/* Device buffers of one case, zeroed; the caller fills h0 and frees them with case_free. */
+static void case_alloc(cs_k_layer_args *a, const layer_shape *s, const layer_opts *o, const int32_t *off,
+                       int32_t m) {
+    const size_t es = cs_dtype_size(a->dtype);
+    int32_t *d_off = zeros_dev((size_t)(s->n_seq + 1) * sizeof(int32_t));
+    CU(cudaMemcpy(d_off, off, (size_t)(s->n_seq + 1) * sizeof(int32_t), cudaMemcpyHostToDevice));
+    a->offsets = d_off;
+    a->h = zeros_dev((size_t)m * s->d * 4);
+    a->a = zeros_dev((size_t)m * s->d * es);
+    a->qkv = zeros_dev((size_t)m * 3 * s->d * es);
+    a->att = zeros_dev((size_t)m * s->d * es);
+    a->mlp = zeros_dev((size_t)m * s->f * es);
+    if (o->k_chunk && o->across) {
+        a->split_ws_floats = (size_t)16 * m * s->f;
+        a->split_sems = 4096;
+        a->split_ws = zeros_dev(a->split_ws_floats * 4);
+        a->split_sem = zeros_dev(a->split_sems * 4);
+    }
+    a->bar = zeros_dev(2 * sizeof(unsigned));
+    a->row_sem = zeros_dev(CS_K_LAYER_ROW_SEMS(m) * sizeof(unsigned));
+    if (o->last_only) {
+        int32_t eos[64];
+        for (int i = 0; i < s->n_seq; i++) eos[i] = off[i + 1] - 1;
+        int32_t *d_eos = zeros_dev((size_t)s->n_seq * sizeof(int32_t));
+        CU(cudaMemcpy(d_eos, eos, (size_t)s->n_seq * sizeof(int32_t), cudaMemcpyHostToDevice));
+        a->pool_rows = d_eos;
+        a->n_pool = s->n_seq;
+        a->h_pool = zeros_dev((size_t)s->n_seq * s->d * 4);
+    }
+}
+
+static void case_free(cs_k_layer_args *a) {
+    void *ptrs[] = {(void *)a->offsets, a->h, a->a, a->qkv, a->att, a->mlp, a->split_ws, a->split_sem, a->bar,
+                    a->row_sem, (void *)a->pool_rows, a->h_pool, (void *)a->layers};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
+        if (ptrs[i]) CU(cudaFree(ptrs[i]));
+}
+
+/* The barrier's and the row blocks' counters after two launches: consistent, or a FAIL line. */
+static void check_counters(const cs_k_layer_args *a, const char *what) {
+    unsigned bar[2];
+    const unsigned rounds = 2u * 5u * (unsigned)a->n_layers;
+    CU(cudaMemcpy(bar, a->bar, sizeof bar, cudaMemcpyDeviceToHost));
+    expect(bar[0] == 0 && bar[1] == rounds, "%s: barrier counters %u, %u after two launches (want 0, %u)", what,
+           bar[0], bar[1], rounds);
+    const size_t ns = CS_K_LAYER_ROW_SEMS(a->m);
+    unsigned *rs = malloc(ns * sizeof(unsigned));
+    CU(cudaMemcpy(rs, a->row_sem, ns * sizeof(unsigned), cudaMemcpyDeviceToHost));
+    size_t left = 0;
+    for (size_t i = 0; i < ns; i++) left += rs[i] != 0;
+    expect(left == 0, "%s: %zu row-block counters not back at 0", what, left);
+    free(rs);
+}
+
+static void layer_case(const layer_shape *s, clipskip_dtype dt, layer_opts o, int n_sm) {
     int32_t m = 0, off[65] = {0};
     for (int i = 0; i < s->n_seq; i++) off[i + 1] = m += s->lens[i];
     const size_t es = cs_dtype_size(dt);
     cs_k_layer_args a = {.dtype = dt, .act = CLIPSKIP_ACT_QUICK_GELU, .m = m, .d = s->d, .n_heads = s->heads,
-                         .f = s->f, .n_seq = s->n_seq, .scale = 0.125f, .eps = 1e-5f, .n_layers = n_layers,
-                         .k_chunk = k_chunk, .prefetch = n_layers > 1 ? 2 : 1};
-    int32_t *d_off = zeros_dev(sizeof off);
-    CU(cudaMemcpy(d_off, off, sizeof off, cudaMemcpyHostToDevice));
-    a.offsets = d_off;
+                         .f = s->f, .n_seq = s->n_seq, .scale = 0.125f, .eps = 1e-5f, .n_layers = o.n_layers,
+                         .last_only = o.last_only, .k_chunk = o.k_chunk, .prefetch = o.n_layers > 1 ? 2 : 1};
+    case_alloc(&a, s, &o, off, m);
     float *h0 = rand_dev((size_t)m * s->d, 1.0f, 0.0f, CLIPSKIP_DTYPE_F32);
-    a.h = zeros_dev((size_t)m * s->d * 4);
-    a.a = zeros_dev((size_t)m * s->d * es);
-    a.qkv = zeros_dev((size_t)m * 3 * s->d * es);
-    a.att = zeros_dev((size_t)m * s->d * es);
-    a.mlp = zeros_dev((size_t)m * s->f * es);
     cs_k_layer_weights w[4];
-    for (int l = 0; l < n_layers; l++) w[l] = rand_layer(s, dt);
+    for (int l = 0; l < o.n_layers; l++) w[l] = rand_layer(s, dt);
     cs_k_layer_weights *d_w = zeros_dev(sizeof w);
     CU(cudaMemcpy(d_w, w, sizeof w, cudaMemcpyHostToDevice));
     a.layers = d_w;
-    if (k_chunk && across) {
-        a.split_ws_floats = (size_t)16 * m * s->f;
-        a.split_sems = 4096;
-        a.split_ws = zeros_dev(a.split_ws_floats * 4);
-        a.split_sem = zeros_dev(a.split_sems * 4);
-    }
-    a.bar = zeros_dev(2 * sizeof(unsigned));
-    a.row_sem = zeros_dev(CS_K_LAYER_ROW_SEMS(m) * sizeof(unsigned));
-    size_t bytes[5] = {(size_t)m * s->d * 4, (size_t)m * s->d * es, (size_t)m * 3 * s->d * es,
-                       (size_t)m * s->d * es, (size_t)m * s->f * es};
-    char *ref[5], *got[5], *again[5];
-    CU(cudaMemcpy(a.h, h0, bytes[0], cudaMemcpyDeviceToDevice));
+    /* a pooled-only last layer writes only its n_pool rows of attention and mlp */
+    const int32_t rows = o.last_only ? a.n_pool : m;
+    const size_t full[N_OUT] = {(size_t)m * s->d * 4, (size_t)m * s->d * es, (size_t)m * 3 * s->d * es,
+                                (size_t)m * s->d * es, (size_t)m * s->f * es, (size_t)a.n_pool * s->d * 4};
+    const size_t bytes[N_OUT] = {full[0], full[1], full[2], (size_t)rows * s->d * es, (size_t)rows * s->f * es,
+                                 full[5]};
+    char *ref[N_OUT], *got[N_OUT], *again[N_OUT];
+    CU(cudaMemcpy(a.h, h0, full[0], cudaMemcpyDeviceToDevice));
     run_separate(&a, w, n_sm);
     CU(cudaDeviceSynchronize());
     take(&a, ref, bytes);
     cudaError_t e = cudaSuccess;
     for (int round = 0; round < 2 && e == cudaSuccess; round++) {
-        CU(cudaMemcpy(a.h, h0, bytes[0], cudaMemcpyDeviceToDevice));
-        /* scratch poisoned (all-ones: NaN), so an element the fused kernel never writes shows */
-        void *scratch[4] = {a.a, a.qkv, a.att, a.mlp};
-        for (int i = 0; i < 4; i++) CU(cudaMemset(scratch[i], 0xff, bytes[i + 1]));
-        e = cs_k_layer(&a, blocks, 0);
+        CU(cudaMemcpy(a.h, h0, full[0], cudaMemcpyDeviceToDevice));
+        /* outputs poisoned (all-ones: NaN), so an element the fused kernel never writes shows */
+        void *outs[N_OUT - 1] = {a.a, a.qkv, a.att, a.mlp, a.h_pool};
+        for (int i = 0; i < N_OUT - 1; i++)
+            if (outs[i]) CU(cudaMemset(outs[i], 0xff, full[i + 1]));
+        e = cs_k_layer(&a, o.blocks, 0);
         if (e == cudaSuccess) e = cudaDeviceSynchronize();
         if (e == cudaSuccess) take(&a, round ? again : got, bytes);
     }
-    char what[160];
-    snprintf(what, sizeof what, "%s d=%d heads=%d f=%d seqs=%d rows=%d layers=%d k_chunk=%d%s, %d blocks",
-             dt == CLIPSKIP_DTYPE_F16 ? "f16" : "bf16", s->d, s->heads, s->f, s->n_seq, m, n_layers, k_chunk,
-             k_chunk ? (across ? " across blocks" : " in registers") : "", blocks);
+    char what[200];
+    snprintf(what, sizeof what, "%s d=%d heads=%d f=%d seqs=%d rows=%d layers=%d%s k_chunk=%d%s, %d blocks",
+             dt == CLIPSKIP_DTYPE_F16 ? "f16" : "bf16", s->d, s->heads, s->f, s->n_seq, m, o.n_layers,
+             o.last_only ? " (last pooled-only)" : "", o.k_chunk,
+             o.k_chunk ? (o.across ? " across blocks" : " in registers") : "", o.blocks);
     expect(e == cudaSuccess, "%s: launch: %s", what, cudaGetErrorString(e));
     if (e == cudaSuccess) {
-        static const char *names[5] = {"h", "ln out", "qkv", "attention", "mlp"};
+        static const char *names[N_OUT] = {"h", "ln out", "qkv", "attention", "mlp", "pooled rows"};
         size_t total = 0;
-        for (int i = 0; i < 5; i++) {
+        for (int i = 0; i < N_OUT; i++) {
             const size_t n1 = differ(ref[i], got[i], bytes[i]), n2 = differ(got[i], again[i], bytes[i]);
             expect(n1 == 0 && n2 == 0, "%s: %s: %zu bytes differ from the separate kernels, %zu between two launches",
                    what, names[i], n1, n2);
@@ -171,25 +230,13 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, int n_layers, in
             free(got[i]);
             free(again[i]);
         }
-        unsigned bar[2];
-        const unsigned rounds = 2u * 5u * (unsigned)n_layers;
-        CU(cudaMemcpy(bar, a.bar, sizeof bar, cudaMemcpyDeviceToHost));
-        expect(bar[0] == 0 && bar[1] == rounds, "%s: barrier counters %u, %u after two launches (want 0, %u)", what,
-               bar[0], bar[1], rounds);
-        const size_t ns = CS_K_LAYER_ROW_SEMS(m);
-        unsigned *rs = malloc(ns * sizeof(unsigned));
-        CU(cudaMemcpy(rs, a.row_sem, ns * sizeof(unsigned), cudaMemcpyDeviceToHost));
-        size_t left = 0;
-        for (size_t i = 0; i < ns; i++) left += rs[i] != 0;
-        expect(left == 0, "%s: %zu row-block counters not back at 0", what, left);
-        free(rs);
-        if (total == 0) printf("  ok    fused layer == 7 kernels, bitwise, twice: %s\n", what);
+        check_counters(&a, what);
+        if (total == 0) printf("  ok    fused layer == separate kernels, bitwise, twice: %s\n", what);
     }
-    for (int i = 0; i < 5; i++) free(ref[i]);
-    for (int l = 0; l < n_layers; l++) free_layer(&w[l]);
-    void *ptrs[] = {d_off, h0, a.h, a.a, a.qkv, a.att, a.mlp, d_w, a.split_ws, a.split_sem, a.bar, a.row_sem};
-    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
-        if (ptrs[i]) CU(cudaFree(ptrs[i]));
+    for (int i = 0; i < N_OUT; i++) free(ref[i]);
+    for (int l = 0; l < o.n_layers; l++) free_layer(&w[l]);
+    CU(cudaFree(h0));
+    case_free(&a);
 }
 
 int main(void) {
@@ -209,21 +256,26 @@ int main(void) {
     };
     const int32_t kc = TM_EMU ? 128 : 384;
     const clipskip_dtype dts[2] = {CLIPSKIP_DTYPE_F16, CLIPSKIP_DTYPE_BF16};
+    const int n_sm = prop.multiProcessorCount;
     for (int i = 0; i < 2; i++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            layer_case(&shapes[s], dts[i], 1, 0, 0, blocks, prop.multiProcessorCount);
-            layer_case(&shapes[s], dts[i], 1, kc, 1, blocks, prop.multiProcessorCount);
-            if (s == 0) layer_case(&shapes[s], dts[i], 1, kc, 0, blocks, prop.multiProcessorCount);
+            layer_case(&shapes[s], dts[i], (layer_opts){1, 0, 0, blocks, 0}, n_sm);
+            layer_case(&shapes[s], dts[i], (layer_opts){1, kc, 1, blocks, 0}, n_sm);
+            if (s == 0) layer_case(&shapes[s], dts[i], (layer_opts){1, kc, 0, blocks, 0}, n_sm);
         }
     /* a run of layers in one launch, with and without a split of K */
-    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, 3, 0, 0, blocks, prop.multiProcessorCount);
-    layer_case(&shapes[0], CLIPSKIP_DTYPE_BF16, 4, kc, 1, blocks, prop.multiProcessorCount);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){3, 0, 0, blocks, 0}, n_sm);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_BF16, (layer_opts){4, kc, 1, blocks, 0}, n_sm);
+    /* a pooled-only last layer: alone, and ending a run */
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){1, 0, 0, blocks, 1}, n_sm);
+    layer_case(&shapes[2], CLIPSKIP_DTYPE_BF16, (layer_opts){3, kc, 1, blocks, 1}, n_sm);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 0, blocks, 1}, n_sm);
     /* one block per multiprocessor (CLIPSKIP_CUDA_FUSED_BLOCKS=1) */
     int one_per_sm = 0;
     CU(cs_k_layer_setup(1, &one_per_sm));
-    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, 2, kc, 1, one_per_sm, prop.multiProcessorCount);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, one_per_sm, 0}, n_sm);
     /* fewer blocks than the device holds: items wrap around the grid */
-    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, 2, kc, 1, 3, prop.multiProcessorCount);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, 3, 1}, n_sm);
     /* more blocks than can be resident: refused, never a hang */
     cs_k_layer_args big = {.dtype = CLIPSKIP_DTYPE_F16, .m = 1, .d = 64, .n_heads = 1, .f = 64,
                            .n_seq = 1, .offsets = (const int32_t *)1, .bar = (unsigned *)1,
