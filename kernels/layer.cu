@@ -41,6 +41,7 @@ __device__ __forceinline__ void layer_red_add_release(unsigned *p, unsigned v) {
 __device__ __forceinline__ void layer_pause() { cs_emu_spin(); }
 __device__ __forceinline__ void layer_prefetch_line(const void *) {}
 __device__ __forceinline__ unsigned long long layer_now() { return 0; }
+__device__ __forceinline__ void layer_trap() {}
 #else
 __device__ __forceinline__ unsigned layer_ld_acquire(const unsigned *p) {
     unsigned v;
@@ -64,6 +65,7 @@ __device__ __forceinline__ unsigned long long layer_now() {
     asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
     return t;
 }
+__device__ __forceinline__ void layer_trap() { asm volatile("trap;\n"); }
 #endif
 
 /* Ask L2 for bytes of p, one 128-byte line per thread of the grid in turn: the layer's weights
@@ -88,7 +90,13 @@ __device__ __forceinline__ void layer_grid_sync(const cs_k_layer_args &a, int i)
             atomicExch(bar, 0u); /* ordered before the release below */
             layer_red_add_release(bar + 1, 1u);
         } else {
-            while (layer_ld_acquire(bar + 1) == round) layer_pause();
+            /* a barrier that never opens (a block that cannot arrive) traps after 5 s: the
+             * launch fails with an error instead of hanging the device (never run yet) */
+            const unsigned long long t0 = layer_now();
+            while (layer_ld_acquire(bar + 1) == round) {
+                layer_pause();
+                if (layer_now() - t0 > 5000000000ull) layer_trap();
+            }
         }
         if (tr) tr[1] = layer_now();
     }
