@@ -68,8 +68,8 @@ __device__ __forceinline__ unsigned long long layer_now() {
 __device__ __forceinline__ void layer_trap() { asm volatile("trap;\n"); }
 #endif
 
-/* Ask L2 for bytes of p, one 128-byte line per thread of the grid in turn: the layer's weights
- * at the start, so the GEMM phases after LN1 (and the barriers) find them on chip. */
+/* Ask L2 for bytes of p, one 128-byte line per thread of the grid in turn: a layer's weights
+ * ahead of its GEMM phases, so they find them on chip. */
 __device__ __forceinline__ void layer_prefetch(const void *p, size_t bytes) {
     const size_t step = (size_t)gridDim.x * blockDim.x * 128;
     for (size_t off = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 128; off < bytes; off += step)
