@@ -5,8 +5,10 @@
  *                                 run fused. 0 or unset: off. Same bits as the separate kernels
  *                                 under the same CLIPSKIP_CUDA_K_CHUNK (the kernel runs their
  *                                 device functions), so batch invariance holds across the two.
- *   CLIPSKIP_CUDA_FUSED_BLOCKS=1    one block per multiprocessor instead of two (the grid
- *                                 barrier's arrivals halve; for the A/B in check.sh).
+ *   CLIPSKIP_CUDA_FUSED_BLOCKS=1|3  one block per multiprocessor instead of two (the grid
+ *                                 barrier's arrivals halve), or three (the kernel built for 168
+ *                                 registers and 32x32 tiles: 1.5x the items in flight); for the
+ *                                 A/B in check.sh.
  *   CLIPSKIP_CUDA_FUSED_PREFETCH=0  the fused kernel does not ask L2 for the weights (for the
  *                                 A/B in tests/gpu/check.sh). By default it asks for each
  *                                 layer's at the start of the layer before, where two layers'
@@ -33,10 +35,11 @@ clipskip_status cs_cu_fused_init(cs_backend *be) {
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_FUSED_LAYER=%s: want a number of "
                        "prompts, 0 (off) to %d", v, CU_LAYER_MAX_PROMPTS);
     const char *nb = getenv("CLIPSKIP_CUDA_FUSED_BLOCKS");
-    if (nb && *nb && strcmp(nb, "1") && strcmp(nb, "2"))
-        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_FUSED_BLOCKS=%s: want 1 or 2 (blocks "
+    if (nb && *nb && strcmp(nb, "1") && strcmp(nb, "2") && strcmp(nb, "3"))
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_FUSED_BLOCKS=%s: want 1, 2 or 3 (blocks "
                        "per multiprocessor)", nb);
-    CU_TRY(be, cs_k_layer_setup(nb && *nb ? atoi(nb) : 2, &be->layer_blocks));
+    be->layer_per_sm = nb && *nb ? atoi(nb) : 2;
+    CU_TRY(be, cs_k_layer_setup(be->layer_per_sm, &be->layer_blocks));
     const int32_t rows = (int32_t)n * CLIPSKIP_CONTEXT;
     /* the barrier's 2 counters, then the row blocks' */
     const size_t sems = 2 + CS_K_LAYER_ROW_SEMS(rows);
@@ -114,6 +117,7 @@ clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0,
         .h_pool = last_only ? b->h_alt : NULL,
         .k_chunk = be->k_chunk, .split_ws = be->split_ws, .split_ws_floats = be->split_ws_floats,
         .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar, .row_sem = be->layer_bar + 2,
+        .per_sm = be->layer_per_sm,
         .prefetch = be->fused_prefetch && 2 * cu_layer_bytes(be, t) <= be->l2_bytes / 4 * 3 ? 2 : be->fused_prefetch};
     CU_TRY(be, cs_k_layer(&k, be->layer_blocks, be->stream));
     *done = 1;

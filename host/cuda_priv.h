@@ -120,6 +120,7 @@ struct cs_backend {
     int pdl;                     /* programmatic dependent launch (CLIPSKIP_CUDA_PDL=1) */
     int32_t fused_rows;          /* fused layer for passes of at most this many rows (0: off) */
     int layer_blocks;            /* its cooperative grid */
+    int layer_per_sm;            /* blocks per SM it was set up for (1, 2, 3) */
     int fused_prefetch;          /* it asks L2 for the weights (cs_k_layer_args.prefetch) */
     unsigned *layer_bar;         /* its grid barrier's two counters, then its row-block counters */
     size_t layer_sems;           /* counters in layer_bar */

@@ -205,6 +205,7 @@ typedef struct {
                               * launch, left ready for the next (graph replays) */
     unsigned *row_sem;       /* m / 32 + 1 device counters (finished tiles per row block), 0
                               * before the first launch and left 0 */
+    int per_sm;              /* the per_sm_max cs_k_layer_setup was given (3: the 3-per-SM build) */
     int prefetch;            /* ask L2 for the weights: 0 no, 1 each layer's as it starts, 2 also
                               * the next layer's (two layers' weights must fit L2) */
     unsigned long long *trace; /* NULL, or (5 n_layers + 2) x blocks x 2 %globaltimer stamps (ns):
@@ -215,9 +216,10 @@ typedef struct {
                               * prints the phases from it) */
 } cs_k_layer_args;
 /* Once per device before cs_k_layer; *blocks = the grid to launch (every block resident at
- * once: multiprocessors x resident blocks per multiprocessor, at most per_sm_max, which is 1
- * or 2; anything else means 2). Fewer blocks: fewer arrivals per grid barrier, fewer items
- * in flight. */
+ * once: multiprocessors x resident blocks per multiprocessor, at most per_sm_max: 1, 2 or 3;
+ * anything else means 2). 3 takes the kernel built for 3 blocks per SM (168 registers, 32x32
+ * tiles, 48 KB), which cs_k_layer_args.per_sm must then name. Fewer blocks: fewer arrivals per
+ * grid barrier, fewer items in flight. */
 cudaError_t cs_k_layer_setup(int per_sm_max, int *blocks);
 /* Counters cs_k_layer_args.row_sem needs for m rows. */
 #define CS_K_LAYER_ROW_SEMS(m) ((size_t)(m) / 32 + 1)

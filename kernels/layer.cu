@@ -26,11 +26,11 @@
 #include "layernorm.cuh"
 
 #define LAYER_THREADS 128 /* 4 warps: the 2 x 2 warp layout of the GEMM tiles used here */
-#define LAYER_MAX_PER_SM 2
-/* dynamic shared memory: the larger of a GEMM tile's stages (64 KB for both tiles below) and
- * attention's Q, K, V (3 x 80 x 72 x 2 B = 34,560 B), then an int for the split hand-off */
-#define LAYER_GEMM_SMEM (64 * 1024)
-#define LAYER_SMEM (LAYER_GEMM_SMEM + 16)
+/* dynamic shared memory: the larger of a GEMM tile's stages (64 KB for the tiles of the
+ * 2-per-SM build, 48 KB for the 3-per-SM one) and attention's Q, K, V (3 x 80 x 72 x 2 B =
+ * 34,560 B), then an int for the split hand-off */
+static constexpr __host__ __device__ int layer_gemm_smem(int per_sm) { return per_sm == 3 ? 48 * 1024 : 64 * 1024; }
+static constexpr __host__ __device__ int layer_smem(int per_sm) { return layer_gemm_smem(per_sm) + 16; }
 
 #ifdef CS_EMU
 __device__ __forceinline__ unsigned layer_ld_acquire(const unsigned *p) { return *p; }
@@ -123,7 +123,7 @@ __device__ __forceinline__ int layer_splits(int32_t k, int32_t k_chunk) {
  * loaded (around its calls, once per layer). */
 
 /* rows m of out = LN(in), one row per warp of the grid */
-template <typename T>
+template <typename T, int P>
 __device__ __noinline__ void layer_ln(const cs_k_layer_args &a, const float *g, const float *b) {
     const size_t warps = (size_t)gridDim.x * (LAYER_THREADS / 32);
     for (size_t row = (size_t)blockIdx.x * (LAYER_THREADS / 32) + (threadIdx.x >> 5); row < (size_t)a.m;
@@ -132,7 +132,7 @@ __device__ __noinline__ void layer_ln(const cs_k_layer_args &a, const float *g, 
 }
 
 /* LN rows r0 .. r1 - 1 of in (fp32, d wide) into the same rows of a.a, a warp per row. */
-template <typename T>
+template <typename T, int P>
 __device__ __noinline__ void layer_ln_rows(const cs_k_layer_args &a, const float *in, int r0, int r1,
                                            const float *g, const float *b) {
     for (int row = r0 + (threadIdx.x >> 5); row < r1; row += LAYER_THREADS / 32)
@@ -145,7 +145,7 @@ __device__ __noinline__ void layer_ln_rows(const cs_k_layer_args &a, const float
  * barrier are needed for it. The tiles' stores
  * are handed over as the split-K partials are (fence, counter, fence); cs_ln_row reads h
  * through L2 (__ldcg), never a stale L1 line. wrote: whether this block stored the tile. */
-template <typename T, int BM>
+template <typename T, int P, int BM>
 __device__ __forceinline__ void layer_ln_after(const cs_k_layer_args &a, const cs_k_gemm_args &gm, int tm,
                                                int tn_count, bool wrote, const float *g, const float *b,
                                                int *s_flag) {
@@ -165,12 +165,12 @@ __device__ __forceinline__ void layer_ln_after(const cs_k_layer_args &a, const c
     }
     __syncthreads();
     if (*s_flag)
-        layer_ln_rows<T>(a, static_cast<const float *>(gm.out), tm * BM, min(gm.m, (tm + 1) * BM), g, b);
+        layer_ln_rows<T, P>(a, static_cast<const float *>(gm.out), tm * BM, min(gm.m, (tm + 1) * BM), g, b);
 }
 
 /* One GEMM over the grid with tile BM x BN (k-tile 64 or 128: 64 KB of stages either way);
  * with ln_g, the LayerNorm of each finished row block after it (layer_ln_after). */
-template <typename T, int BM, int BN, int BK, int STAGES>
+template <typename T, int P, int BM, int BN, int BK, int STAGES>
 __device__ __noinline__ void layer_gemm_tiles(const cs_k_layer_args &a, const cs_k_gemm_args &g,
                                               unsigned char *smem, int *s_last, const float *ln_g,
                                               const float *ln_b) {
@@ -189,13 +189,14 @@ __device__ __noinline__ void layer_gemm_tiles(const cs_k_layer_args &a, const cs
                                                                     s_last);
         else
             wrote = cs_gemm_tile<T, BM, BN, BK, 2, 2, STAGES, false>(g, smem, tm, tn, 0, 1, nullptr, s_last);
-        if (ln_g) layer_ln_after<T, BM>(a, g, tm, tn_count, wrote, ln_g, ln_b, s_last);
+        if (ln_g) layer_ln_after<T, P, BM>(a, g, tm, tn_count, wrote, ln_g, ln_b, s_last);
     }
 }
 
 /* out (m rows) = epi(x W^T) over the grid: 64x64 tiles (k-tile 64) when they give every block
- * an item, else 32x32 (k-tile 128), as cs_k_gemm_pick; the tile never changes the bits. */
-template <typename T>
+ * an item, else 32x32 (k-tile 128), as cs_k_gemm_pick; with 3 blocks per SM (P == 3: 168
+ * registers, 48 KB) 32x32 with 3 stages always. The tile never changes the bits. */
+template <typename T, int P>
 __device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, const void *x, const void *w,
                                            const float *bias, void *out, int32_t m, int32_t n, int32_t k,
                                            cs_k_epilogue epi, unsigned char *smem, int *s_last,
@@ -205,22 +206,24 @@ __device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, const void 
     g.dtype = a.dtype, g.epi = epi, g.act = a.act, g.k_chunk = a.k_chunk;
     const int splits = layer_splits(k, a.k_chunk);
     const size_t t64 = (size_t)((m + 63) / 64) * ((n + 63) / 64);
-    const bool big = t64 * splits >= gridDim.x;
+    const bool big = P < 3 && t64 * splits >= gridDim.x;
     const size_t tiles = big ? t64 : (size_t)((m + 31) / 32) * ((n + 31) / 32);
     if (splits > 1 && a.split_ws && (size_t)splits * m * n <= a.split_ws_floats && tiles <= a.split_sems) {
         g.split_ws = a.split_ws;
         g.split_sem = a.split_sem;
     }
-    if (big)
-        layer_gemm_tiles<T, 64, 64, 64, 4>(a, g, smem, s_last, ln_g, ln_b);
+    if constexpr (P == 3)
+        layer_gemm_tiles<T, P, 32, 32, 128, 3>(a, g, smem, s_last, ln_g, ln_b);
+    else if (big)
+        layer_gemm_tiles<T, P, 64, 64, 64, 4>(a, g, smem, s_last, ln_g, ln_b);
     else
-        layer_gemm_tiles<T, 32, 32, 128, 4>(a, g, smem, s_last, ln_g, ln_b);
+        layer_gemm_tiles<T, P, 32, 32, 128, 4>(a, g, smem, s_last, ln_g, ln_b);
 }
 
 /* Attention over the packing into a.att; last_only: each sequence's last row only, into row
  * seq of a.att, and the pooled rows of h copied to a.h_pool meanwhile (the separate path's
  * gather_rows). */
-template <typename T>
+template <typename T, int P>
 __device__ __noinline__ void layer_attention(const cs_k_layer_args &a, unsigned char *smem, int last_only) {
     T *sQ = reinterpret_cast<T *>(smem);
     T *sK = sQ + CS_K_ATTN_MAX_T * ATT_LD, *sV = sK + CS_K_ATTN_MAX_T * ATT_LD;
@@ -259,7 +262,7 @@ __device__ __forceinline__ void layer_prefetch_weights(const cs_k_layer_args &a,
  * last_only (the run's last layer, pooled rows only; encoder.c's layer_last_only): QKV over
  * all rows, attention for each sequence's last row, and O, LN2, FC1, FC2 on those n_pool rows
  * only, the residual taken from h into h_pool. */
-template <typename T>
+template <typename T, int P>
 __device__ __noinline__ void layer_run(const cs_k_layer_args &a, int l, unsigned char *smem, int *s_last) {
     const cs_k_layer_weights &w = a.layers[l];
     const cs_k_layer_weights *next = l + 1 < a.n_layers ? &a.layers[l + 1] : nullptr;
@@ -267,62 +270,74 @@ __device__ __noinline__ void layer_run(const cs_k_layer_args &a, int l, unsigned
     const int32_t m = last_only ? a.n_pool : a.m;
     float *h = last_only ? a.h_pool : a.h;
     const int b0 = 2 + 5 * l;
-    layer_gemm<T>(a, a.a, w.w_qkv, w.b_qkv, a.qkv, a.m, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);
+    layer_gemm<T, P>(a, a.a, w.w_qkv, w.b_qkv, a.qkv, a.m, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);
     layer_grid_sync(a, b0);
-    layer_attention<T>(a, smem, last_only);
+    layer_attention<T, P>(a, smem, last_only);
     layer_grid_sync(a, b0 + 1);
-    layer_gemm<T>(a, a.att, w.w_o, w.b_o, h, m, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last, w.ln2_g, w.ln2_b);
+    layer_gemm<T, P>(a, a.att, w.w_o, w.b_o, h, m, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last, w.ln2_g, w.ln2_b);
     layer_grid_sync(a, b0 + 2);
-    layer_gemm<T>(a, a.a, w.w_fc1, w.b_fc1, a.mlp, m, a.f, a.d, CS_K_EPI_BIAS_ACT, smem, s_last);
+    layer_gemm<T, P>(a, a.a, w.w_fc1, w.b_fc1, a.mlp, m, a.f, a.d, CS_K_EPI_BIAS_ACT, smem, s_last);
     layer_grid_sync(a, b0 + 3);
-    layer_gemm<T>(a, a.mlp, w.w_fc2, w.b_fc2, h, m, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last,
+    layer_gemm<T, P>(a, a.mlp, w.w_fc2, w.b_fc2, h, m, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last,
                   next ? next->ln1_g : nullptr, next ? next->ln1_b : nullptr);
     if (next) layer_grid_sync(a, b0 + 4);
 }
 
-template <typename T>
-static __global__ void __launch_bounds__(LAYER_THREADS, LAYER_MAX_PER_SM) layer_kernel(cs_k_layer_args a) {
+/* P: resident blocks per SM the kernel is built for (2: 255 registers, 64 KB of stages; 3: 168
+ * registers, 48 KB); it also runs 1 per SM. (A 4-per-SM build, 128 registers, spilled 240-300
+ * bytes in every phase: not kept.) */
+template <typename T, int P>
+static __global__ void __launch_bounds__(LAYER_THREADS, P) layer_kernel(cs_k_layer_args a) {
     CS_DYN_SMEM(smem, 128);
-    int *s_last = reinterpret_cast<int *>(smem + LAYER_GEMM_SMEM);
+    int *s_last = reinterpret_cast<int *>(smem + layer_gemm_smem(P));
     layer_stamp(a, 0);
     if (a.prefetch) layer_prefetch_weights<T>(a, a.layers[0]);
-    layer_ln<T>(a, a.layers[0].ln1_g, a.layers[0].ln1_b);
+    layer_ln<T, P>(a, a.layers[0].ln1_g, a.layers[0].ln1_b);
     layer_grid_sync(a, 1);
     for (int l = 0; l < a.n_layers; l++) {
         /* prefetch 1: each layer's weights as it starts; 2: the next layer's, so they stream
          * in during this one (two layers must fit L2: the host decides) */
         if (a.prefetch == 1 && l > 0) layer_prefetch_weights<T>(a, a.layers[l]);
         if (a.prefetch == 2 && l + 1 < a.n_layers) layer_prefetch_weights<T>(a, a.layers[l + 1]);
-        layer_run<T>(a, l, smem, s_last);
+        layer_run<T, P>(a, l, smem, s_last);
     }
     layer_stamp(a, 5 * a.n_layers + 1);
 }
 
+template <int P> static cudaError_t layer_set_smem() {
+    cudaError_t e = cudaFuncSetAttribute(layer_kernel<__half, P>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         layer_smem(P));
+    if (e == cudaSuccess)
+        e = cudaFuncSetAttribute(layer_kernel<__nv_bfloat16, P>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 layer_smem(P));
+    return e;
+}
+
 extern "C" cudaError_t cs_k_layer_setup(int per_sm_max, int *blocks) {
     int dev = 0, n_sm = 0, per_sm = 0, coop = 0;
+    if (per_sm_max != 1 && per_sm_max != 3) per_sm_max = 2;
     cudaError_t e = cudaGetDevice(&dev);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev);
     if (e == cudaSuccess) e = cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev);
+    if (e == cudaSuccess) e = layer_set_smem<2>();
+    if (e == cudaSuccess) e = layer_set_smem<3>();
     if (e == cudaSuccess)
-        e = cudaFuncSetAttribute(layer_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, LAYER_SMEM);
-    if (e == cudaSuccess)
-        e = cudaFuncSetAttribute(layer_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 LAYER_SMEM);
-    if (e == cudaSuccess)
-        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, layer_kernel<__half>, LAYER_THREADS, LAYER_SMEM);
+        e = per_sm_max == 3 ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, layer_kernel<__half, 3>,
+                                                                            LAYER_THREADS, layer_smem(3))
+                            : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, layer_kernel<__half, 2>,
+                                                                            LAYER_THREADS, layer_smem(2));
     if (e != cudaSuccess) return e;
     if (!coop || per_sm < 1) return cudaErrorCooperativeLaunchTooLarge;
-    if (per_sm_max < 1 || per_sm_max > LAYER_MAX_PER_SM) per_sm_max = LAYER_MAX_PER_SM;
     *blocks = n_sm * (per_sm < per_sm_max ? per_sm : per_sm_max);
     return cudaSuccess;
 }
 
-template <typename T>
+template <typename T, int P>
 static cudaError_t layer_launch(const cs_k_layer_args *a, int blocks, cudaStream_t stream) {
 #ifdef CS_EMU
-    return cs_emu_launch_cooperative(reinterpret_cast<const void *>(layer_kernel<T>), dim3(blocks),
-                                     dim3(LAYER_THREADS), LAYER_SMEM, stream,
-                                     [args = *a]() { layer_kernel<T>(args); });
+    return cs_emu_launch_cooperative(reinterpret_cast<const void *>(layer_kernel<T, P>), dim3(blocks),
+                                     dim3(LAYER_THREADS), layer_smem(P), stream,
+                                     [args = *a]() { layer_kernel<T, P>(args); });
 #else
     cudaLaunchAttribute at[1];
     at[0].id = cudaLaunchAttributeCooperative;
@@ -330,11 +345,11 @@ static cudaError_t layer_launch(const cs_k_layer_args *a, int blocks, cudaStream
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(blocks);
     cfg.blockDim = dim3(LAYER_THREADS);
-    cfg.dynamicSmemBytes = LAYER_SMEM;
+    cfg.dynamicSmemBytes = layer_smem(P);
     cfg.stream = stream;
     cfg.attrs = at;
     cfg.numAttrs = 1;
-    return cudaLaunchKernelEx(&cfg, layer_kernel<T>, *a);
+    return cudaLaunchKernelEx(&cfg, layer_kernel<T, P>, *a);
 #endif
 }
 
@@ -348,7 +363,11 @@ extern "C" cudaError_t cs_k_layer(const cs_k_layer_args *a, int blocks, cudaStre
     if (((uintptr_t)a->a | (uintptr_t)a->qkv | (uintptr_t)a->att | (uintptr_t)a->mlp | (uintptr_t)a->h) % 16)
         return cudaErrorInvalidValue;
     if (a->m == 0 || a->n_layers == 0) return cudaSuccess;
-    if (a->dtype == CLIPSKIP_DTYPE_F16) return layer_launch<__half>(a, blocks, stream);
-    if (a->dtype == CLIPSKIP_DTYPE_BF16) return layer_launch<__nv_bfloat16>(a, blocks, stream);
+    const int three = a->per_sm == 3;
+    if (a->dtype == CLIPSKIP_DTYPE_F16)
+        return three ? layer_launch<__half, 3>(a, blocks, stream) : layer_launch<__half, 2>(a, blocks, stream);
+    if (a->dtype == CLIPSKIP_DTYPE_BF16)
+        return three ? layer_launch<__nv_bfloat16, 3>(a, blocks, stream)
+                     : layer_launch<__nv_bfloat16, 2>(a, blocks, stream);
     return cudaErrorInvalidValue;
 }

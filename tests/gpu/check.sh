@@ -231,7 +231,7 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     if [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ]; then WS=(); WSK=(); fi
     # all-candidates: every experiment at once (the ws tile only while it is usable), i.e. where
     # the defaults would be if each one is promoted
-    VS=(default all-candidates fused8-kchunk384 fused8 fused8-kchunk384-b1 fused8-kchunk384-nopf "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 overlap64 cublaslt
+    VS=(default all-candidates fused8-kchunk384 fused8 fused8-kchunk384-b1 fused8-kchunk384-b3 fused8-kchunk384-nopf "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 overlap64 cublaslt
         kchunk768 wgmma128x128k64p wgmma128x256k64p wgmma128x128k64 wgmma128x256k64 bigg)
     # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
     [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
@@ -248,9 +248,9 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=$LT \
                 CLIPSKIP_CUDA_K_CHUNK=384 CLIPSKIP_CUDA_PDL=1 CLIPSKIP_CUDA_OVERLAP=1 \
                 CLIPSKIP_PASS_ROWS=256 CLIPSKIP_CUDA_FUSED_LAYER=8 "$CLI" "${VB[@]}" ;;
-        fused*-kchunk*-b1) # the same with one block per multiprocessor
+        fused*-kchunk*-b[123]) # the same with 1, 2 or 3 blocks per multiprocessor
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=$(echo "$v" | sed -E 's/fused([0-9]+).*/\1/') \
-                CLIPSKIP_CUDA_FUSED_BLOCKS=1 CLIPSKIP_CUDA_K_CHUNK=$(echo "$v" | sed -E 's/.*-kchunk([0-9]+).*/\1/') \
+                CLIPSKIP_CUDA_FUSED_BLOCKS=${v##*-b} CLIPSKIP_CUDA_K_CHUNK=$(echo "$v" | sed -E 's/.*-kchunk([0-9]+).*/\1/') \
                 "$CLI" "${VB[@]}" ;;
         fused*-kchunk*-nopf) # the same without the L2 prefetch of the weights
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=$(echo "$v" | sed -E 's/fused([0-9]+).*/\1/') \

@@ -13,6 +13,7 @@
 
 #include <cuda_runtime_api.h>
 #include <stdarg.h>
+#include <string.h>
 
 #include "cu_check.h"
 #include "dev_buf.h"
@@ -121,6 +122,7 @@ typedef struct {
     int across;    /* with k_chunk: the chunks on separate blocks (a workspace), else in registers */
     int blocks;    /* the cooperative grid */
     int last_only; /* the last layer pooled-only */
+    int per_sm;    /* the build the grid was set up for (cs_k_layer_setup): 1, 2 or 3 */
 } layer_opts;
 
 /* Device buffers of one case, zeroed; the caller fills h0 and frees them with case_free. */
@@ -183,7 +185,8 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, layer_opts o, in
     const size_t es = cs_dtype_size(dt);
     cs_k_layer_args a = {.dtype = dt, .act = CLIPSKIP_ACT_QUICK_GELU, .m = m, .d = s->d, .n_heads = s->heads,
                          .f = s->f, .n_seq = s->n_seq, .scale = 0.125f, .eps = 1e-5f, .n_layers = o.n_layers,
-                         .last_only = o.last_only, .k_chunk = o.k_chunk, .prefetch = o.n_layers > 1 ? 2 : 1};
+                         .last_only = o.last_only, .k_chunk = o.k_chunk, .per_sm = o.per_sm,
+                         .prefetch = o.n_layers > 1 ? 2 : 1};
     case_alloc(&a, s, &o, off, m);
     float *h0 = rand_dev((size_t)m * s->d, 1.0f, 0.0f, CLIPSKIP_DTYPE_F32);
     cs_k_layer_weights w[4];
@@ -218,6 +221,7 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, layer_opts o, in
              dt == CLIPSKIP_DTYPE_F16 ? "f16" : "bf16", s->d, s->heads, s->f, s->n_seq, m, o.n_layers,
              o.last_only ? " (last pooled-only)" : "", o.k_chunk,
              o.k_chunk ? (o.across ? " across blocks" : " in registers") : "", o.blocks);
+    if (o.per_sm == 3) snprintf(what + strlen(what), sizeof what - strlen(what), " (3-per-SM build)");
     expect(e == cudaSuccess, "%s: launch: %s", what, cudaGetErrorString(e));
     if (e == cudaSuccess) {
         static const char *names[N_OUT] = {"h", "ln out", "qkv", "attention", "mlp", "pooled rows"};
@@ -259,23 +263,28 @@ int main(void) {
     const int n_sm = prop.multiProcessorCount;
     for (int i = 0; i < 2; i++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            layer_case(&shapes[s], dts[i], (layer_opts){1, 0, 0, blocks, 0}, n_sm);
-            layer_case(&shapes[s], dts[i], (layer_opts){1, kc, 1, blocks, 0}, n_sm);
-            if (s == 0) layer_case(&shapes[s], dts[i], (layer_opts){1, kc, 0, blocks, 0}, n_sm);
+            layer_case(&shapes[s], dts[i], (layer_opts){1, 0, 0, blocks, 0, 2}, n_sm);
+            layer_case(&shapes[s], dts[i], (layer_opts){1, kc, 1, blocks, 0, 2}, n_sm);
+            if (s == 0) layer_case(&shapes[s], dts[i], (layer_opts){1, kc, 0, blocks, 0, 2}, n_sm);
         }
     /* a run of layers in one launch, with and without a split of K */
-    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){3, 0, 0, blocks, 0}, n_sm);
-    layer_case(&shapes[0], CLIPSKIP_DTYPE_BF16, (layer_opts){4, kc, 1, blocks, 0}, n_sm);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){3, 0, 0, blocks, 0, 2}, n_sm);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_BF16, (layer_opts){4, kc, 1, blocks, 0, 2}, n_sm);
     /* a pooled-only last layer: alone, and ending a run */
-    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){1, 0, 0, blocks, 1}, n_sm);
-    layer_case(&shapes[2], CLIPSKIP_DTYPE_BF16, (layer_opts){3, kc, 1, blocks, 1}, n_sm);
-    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 0, blocks, 1}, n_sm);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){1, 0, 0, blocks, 1, 2}, n_sm);
+    layer_case(&shapes[2], CLIPSKIP_DTYPE_BF16, (layer_opts){3, kc, 1, blocks, 1, 2}, n_sm);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 0, blocks, 1, 2}, n_sm);
     /* one block per multiprocessor (CLIPSKIP_CUDA_FUSED_BLOCKS=1) */
     int one_per_sm = 0;
     CU(cs_k_layer_setup(1, &one_per_sm));
-    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, one_per_sm, 0}, n_sm);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, one_per_sm, 0, 1}, n_sm);
+    /* three blocks per multiprocessor: the 168-register build (CLIPSKIP_CUDA_FUSED_BLOCKS=3) */
+    int three_per_sm = 0;
+    CU(cs_k_layer_setup(3, &three_per_sm));
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, three_per_sm, 1, 3}, n_sm);
+    layer_case(&shapes[2], CLIPSKIP_DTYPE_BF16, (layer_opts){1, 0, 0, three_per_sm, 0, 3}, n_sm);
     /* fewer blocks than the device holds: items wrap around the grid */
-    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, 3, 1}, n_sm);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, 3, 1, 2}, n_sm);
     /* more blocks than can be resident: refused, never a hang */
     cs_k_layer_args big = {.dtype = CLIPSKIP_DTYPE_F16, .m = 1, .d = 64, .n_heads = 1, .f = 64,
                            .n_seq = 1, .offsets = (const int32_t *)1, .bar = (unsigned *)1,
