@@ -160,8 +160,6 @@ static clipskip_status layer_full(clipskip_encoder *e, int tw, int l, int32_t m)
     return mlp(e, tw, l, e->h, m);
 }
 
-/* The last layer when every active row only needs its pooled vector: K and V for all rows,
- * everything else for each sequence's last (EOS) row only. Result rows in h_alt (n_seq, D). */
 /* ps->idx = each active sequence's last (EOS) row in the packing; returns how many. */
 static int32_t eos_rows(cs_pass *ps) {
     int32_t n = 0;
@@ -170,6 +168,8 @@ static int32_t eos_rows(cs_pass *ps) {
     return n;
 }
 
+/* The last layer when every active row only needs its pooled vector: K and V for all rows,
+ * everything else for each sequence's last (EOS) row only. Result rows in h_alt (n_seq, D). */
 static clipskip_status layer_last_only(clipskip_encoder *e, cs_pass *ps, int tw, int l) {
     const cs_backend_ops *o = e->ops;
     const int32_t n = eos_rows(ps);
