@@ -345,8 +345,8 @@ static void cu_memory(const cs_backend *be, size_t *weights, size_t *activations
     if (weights) *weights = be->weight_bytes;
     if (activations)
         *activations = be->alloc_bytes + be->dl_scratch_bytes + be->lt_ws_bytes +
-                       cs_cu_gemm_bytes(be) + cs_cu_fused_bytes(be) + cs_cu_outbox_bytes(be) + be->st_embed.cap +
-                       be->st_idx.cap + ((size_t)be->seq_cap + 1) * sizeof(int32_t);
+                       cs_cu_gemm_bytes(be) + cs_cu_fused_bytes(be) + cs_cu_outbox_bytes(be) +
+                       be->st_embed.cap + be->st_idx.cap + ((size_t)be->seq_cap + 1) * sizeof(int32_t);
 }
 
 /* ---------------------------------------------------------------- packing */

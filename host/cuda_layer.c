@@ -103,11 +103,14 @@ clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0,
         (last_only && b->n != be->n_seq))
         return CLIPSKIP_OK;
     if (l0 < 0 || l1 > t->n_layers || l0 > l1)
-        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: layers %d..%d (tower has %d)", l0, l1 - 1, t->n_layers);
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: layers %d..%d (tower has %d)", l0, l1 - 1,
+                       t->n_layers);
     const void *bufs[] = {b->h, b->h_alt, b->a, b->qkv, b->att, b->mlp};
     for (int i = 0; i < 6; i++) cs_cu_graph_note(be, bufs[i]);
     const int32_t *d_idx = NULL;
     if (last_only) CS_TRY(cs_cu_put_ints(be, &be->st_idx, b->idx, (size_t)b->n, &d_idx));
+    /* the next layer's weights ahead where two layers fit 3/4 of L2 (cs_k_layer_args.prefetch) */
+    const int ahead = 2 * cu_layer_bytes(be, t) <= be->l2_bytes / 4 * 3;
     cs_k_layer_args k = {
         .dtype = be->cdt, .act = t->act, .m = m, .d = t->d, .n_heads = t->heads, .f = t->f,
         .n_seq = be->n_seq, .offsets = be->d_off, .scale = 1.0f / sqrtf((float)(t->d / t->heads)),
@@ -116,9 +119,9 @@ clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0,
         .last_only = last_only, .n_pool = last_only ? b->n : 0, .pool_rows = d_idx,
         .h_pool = last_only ? b->h_alt : NULL,
         .k_chunk = be->k_chunk, .split_ws = be->split_ws, .split_ws_floats = be->split_ws_floats,
-        .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar, .row_sem = be->layer_bar + 2,
-        .per_sm = be->layer_per_sm,
-        .prefetch = be->fused_prefetch && 2 * cu_layer_bytes(be, t) <= be->l2_bytes / 4 * 3 ? 2 : be->fused_prefetch};
+        .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar,
+        .row_sem = be->layer_bar + 2, .per_sm = be->layer_per_sm,
+        .prefetch = be->fused_prefetch ? (ahead ? 2 : 1) : 0};
     CU_TRY(be, cs_k_layer(&k, be->layer_blocks, be->stream));
     *done = 1;
     return CLIPSKIP_OK;
