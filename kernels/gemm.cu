@@ -148,9 +148,7 @@ extern "C" size_t cs_k_gemm_tiles(int tile, int32_t m, int32_t n) {
     return (size_t)cs_div_up((size_t)m, gemm_bm[tile]) * cs_div_up((size_t)n, gemm_bn[tile]);
 }
 
-extern "C" int32_t cs_k_gemm_splits(int32_t k, int32_t k_chunk) {
-    return k_chunk > 0 && k > k_chunk ? (int32_t)(((int64_t)k + k_chunk - 1) / k_chunk) : 1;
-}
+extern "C" int32_t cs_k_gemm_splits(int32_t k, int32_t k_chunk) { return cs_gemm_splits(k, k_chunk); }
 
 extern "C" int cs_k_gemm_split_across(int32_t m, int32_t n, int32_t k, int32_t k_chunk,
                                       size_t ws_floats, size_t sems, int n_sm, int *tile) {

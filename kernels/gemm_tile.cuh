@@ -7,6 +7,12 @@
 
 #include "common.cuh"
 
+/* The number of K chunks of a fixed split (kernels.h: cs_k_gemm_splits, which is this on the
+ * host): 1 without a k_chunk or when K fits one chunk. */
+__host__ __device__ __forceinline__ int32_t cs_gemm_splits(int32_t k, int32_t k_chunk) {
+    return k_chunk > 0 && k > k_chunk ? (int32_t)(((int64_t)k + k_chunk - 1) / k_chunk) : 1;
+}
+
 /* With a k_chunk (SPLIT): the partial sums of one tile's chunks cross blocks through split_ws.
  * Every block stores its partial; the last of the tile's nz blocks to arrive (a counter
  * per tile) reads all of them back in chunk order and leaves the counter at 0. Returns whether

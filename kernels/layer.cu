@@ -76,13 +76,18 @@ __device__ __forceinline__ void layer_prefetch(const void *p, size_t bytes) {
         layer_prefetch_line(static_cast<const char *>(p) + off);
 }
 
+/* This block's two stamps in row i of the trace, or NULL without one. */
+__device__ __forceinline__ unsigned long long *layer_trace_row(const cs_k_layer_args &a, int i) {
+    return a.trace ? a.trace + ((size_t)i * gridDim.x + blockIdx.x) * 2 : nullptr;
+}
+
 /* Every block of the grid reaches here before any leaves; writes before it are visible to
  * every block after it. i: the barrier's number in the launch (1, 2, ...), for the trace. */
 __device__ __forceinline__ void layer_grid_sync(const cs_k_layer_args &a, int i) {
     unsigned *bar = a.bar;
     __syncthreads();
     if (threadIdx.x == 0) {
-        unsigned long long *tr = a.trace ? a.trace + ((size_t)i * gridDim.x + blockIdx.x) * 2 : nullptr;
+        unsigned long long *tr = layer_trace_row(a, i);
         if (tr) tr[0] = layer_now();
         /* read before arriving: the round cannot end before this block has arrived */
         const unsigned round = layer_ld_acquire(bar + 1);
@@ -105,22 +110,17 @@ __device__ __forceinline__ void layer_grid_sync(const cs_k_layer_args &a, int i)
 
 /* The trace's first and last rows: the block's start and end (both stamps alike). */
 __device__ __forceinline__ void layer_stamp(const cs_k_layer_args &a, int i) {
-    if (a.trace && threadIdx.x == 0) {
-        unsigned long long *tr = a.trace + ((size_t)i * gridDim.x + blockIdx.x) * 2;
-        tr[0] = tr[1] = layer_now();
-    }
-}
-
-/* cs_k_gemm_splits, on the device */
-__device__ __forceinline__ int layer_splits(int32_t k, int32_t k_chunk) {
-    return k_chunk > 0 && k > k_chunk ? (k + k_chunk - 1) / k_chunk : 1;
+    unsigned long long *tr = layer_trace_row(a, i);
+    if (tr && threadIdx.x == 0) tr[0] = tr[1] = layer_now();
 }
 
 /* The phase functions, layer_ln_rows and layer_run are __noinline__: with every phase inlined
  * into the layer loop ptxas spilled (sm_80: 296 bytes stored, 1168 loaded; sm_90: 112 / 292),
  * and with the LN rows inlined into the GEMM item loop up to 240 bytes of loads there; as calls
  * each gets its own allocation and only the kernel body spills, 12-16 bytes stored and 24-36
- * loaded (around its calls, once per layer). */
+ * loaded (around its calls, once per layer). They take P, the build's blocks per SM, though
+ * most never read it: so that each build gets its own copy, compiled under its own register
+ * bound. */
 
 /* rows m of out = LN(in), one row per warp of the grid */
 template <typename T, int P>
@@ -176,7 +176,7 @@ __device__ __noinline__ void layer_gemm_tiles(const cs_k_layer_args &a, const cs
                                               const float *ln_b) {
     const int tn_count = (g.n + BN - 1) / BN;
     const int tiles = ((g.m + BM - 1) / BM) * tn_count;
-    const int splits = layer_splits(g.k, g.k_chunk);
+    const int splits = cs_gemm_splits(g.k, g.k_chunk);
     /* chunks on separate items where the partials fit, else added in registers: same bits */
     const int nz = splits > 1 && g.split_ws ? splits : 1;
     for (int item = blockIdx.x; item < tiles * nz; item += gridDim.x) {
@@ -204,7 +204,7 @@ __device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, const void 
     cs_k_gemm_args g = {};
     g.x = x, g.w = w, g.bias = bias, g.out = out, g.m = m, g.n = n, g.k = k;
     g.dtype = a.dtype, g.epi = epi, g.act = a.act, g.k_chunk = a.k_chunk;
-    const int splits = layer_splits(k, a.k_chunk);
+    const int splits = cs_gemm_splits(k, a.k_chunk);
     const size_t t64 = (size_t)((m + 63) / 64) * ((n + 63) / 64);
     const bool big = P < 3 && t64 * splits >= gridDim.x;
     const size_t tiles = big ? t64 : (size_t)((m + 31) / 32) * ((n + 31) / 32);
