@@ -430,6 +430,21 @@ void run_block_fibers(dim3 block) {
     }
 }
 
+/* Block b sized for n threads of fn, with shared memory dyn of smem bytes. */
+void block_shape(Block &b, size_t n, const std::function<void()> &fn, unsigned char *dyn, size_t smem) {
+    if (b.t.size() < n) b.t.resize(n);
+    b.w.resize((n + 31) / 32);
+    b.g.resize((n + 127) / 128);
+    b.fn = &fn;
+    b.dyn = dyn;
+    b.dyn_bytes = smem;
+}
+
+/* blockIdx of the bi-th block of grid (x fastest) */
+uint3 block_index(size_t bi, dim3 grid) {
+    return uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y), (unsigned)(bi / ((size_t)grid.x * grid.y))};
+}
+
 /* A cooperative launch: every block started, then run in turns until all finish. */
 void run_grid_coop(const std::vector<size_t> &order, dim3 grid, dim3 block, size_t smem,
                    const std::function<void()> &fn) {
@@ -440,18 +455,11 @@ void run_grid_coop(const std::vector<size_t> &order, dim3 grid, dim3 block, size
     std::vector<char> done(nb, 0);
     for (size_t i = 0; i < nb; i++) {
         Block &b = bl[i];
-        const size_t bi = order[i];
-        b.idx = uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y),
-                      (unsigned)(bi / ((size_t)grid.x * grid.y))};
-        b.t.resize(n);
+        b.idx = block_index(order[i], grid);
         b.stacks.assign(pool.begin() + i * n, pool.begin() + (i + 1) * n);
-        b.w.resize((n + 31) / 32);
-        b.g.resize((n + 127) / 128);
-        b.fn = &fn;
         b.direct = false;
         b.dyn_store.assign(smem + 16, 0xff); /* NaN in every float type */
-        b.dyn = b.dyn_store.data();
-        b.dyn_bytes = smem;
+        block_shape(b, n, fn, b.dyn_store.data(), smem);
         g_blk = &b;
         block_start(block);
     }
@@ -520,18 +528,6 @@ void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
     const size_t n = (size_t)block.x * block.y * block.z;
     const size_t blocks = (size_t)grid.x * grid.y * grid.z;
     init_tables();
-    auto known = g_syncs.find(kernel);
-    B.direct = known != g_syncs.end() && !known->second;
-    if (B.t.size() < n) B.t.resize(n);
-    if (!B.direct)
-        while (B.stacks.size() < n) B.stacks.push_back(static_cast<char *>(malloc(STACK_BYTES)));
-    B.w.resize((n + 31) / 32);
-    B.g.resize((n + 127) / 128);
-    B.fn = &fn;
-    B.synced = false;
-    std::vector<unsigned char> dyn(smem + 16);
-    B.dyn = dyn.data();
-    B.dyn_bytes = smem;
     cs_emu_block_dim = block;
     cs_emu_grid_dim = grid;
     /* a shuffled block order: a kernel may not rely on which block runs first */
@@ -542,10 +538,15 @@ void cs_emu_run_grid(const void *kernel, dim3 grid, dim3 block, size_t smem,
         run_grid_coop(order, grid, block, smem, fn);
         return;
     }
-    memset(B.dyn, 0xff, smem); /* NaN in every float type; later blocks find the last one's data */
+    auto known = g_syncs.find(kernel);
+    B.direct = known != g_syncs.end() && !known->second;
+    if (!B.direct)
+        while (B.stacks.size() < n) B.stacks.push_back(static_cast<char *>(malloc(STACK_BYTES)));
+    std::vector<unsigned char> dyn(smem + 16, 0xff); /* NaN; later blocks find the last one's data */
+    block_shape(B, n, fn, dyn.data(), smem);
+    B.synced = false;
     for (size_t bi : order) {
-        cs_emu_block_idx = uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y),
-                                 (unsigned)(bi / ((size_t)grid.x * grid.y))};
+        cs_emu_block_idx = block_index(bi, grid);
         if (B.direct)
             run_block_direct(block);
         else
@@ -845,8 +846,7 @@ void cs_emu_mbar_wait(uint64_t *bar, unsigned parity) {
     for (;;) {
         Mbar *m = mbar_of(bar, "try_wait");
         if (!m || m->phase != (parity & 1u) || cs_emu_faulted()) return;
-        B.spun = true; /* no progress: the scheduler lands TMA loads, or calls it a deadlock */
-        yield_to_scheduler();
+        cs_emu_spin(); /* no progress: the scheduler lands TMA loads, or calls it a deadlock */
     }
 }
 
