@@ -248,19 +248,13 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=$LT \
                 CLIPSKIP_CUDA_K_CHUNK=384 CLIPSKIP_CUDA_PDL=1 CLIPSKIP_CUDA_OVERLAP=1 \
                 CLIPSKIP_PASS_ROWS=256 CLIPSKIP_CUDA_FUSED_LAYER=8 "$CLI" "${VB[@]}" ;;
-        fused*-kchunk*-b[123]) # the same with 1, 2 or 3 blocks per multiprocessor
-            run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=$(echo "$v" | sed -E 's/fused([0-9]+).*/\1/') \
-                CLIPSKIP_CUDA_FUSED_BLOCKS=${v##*-b} CLIPSKIP_CUDA_K_CHUNK=$(echo "$v" | sed -E 's/.*-kchunk([0-9]+).*/\1/') \
-                "$CLI" "${VB[@]}" ;;
-        fused*-kchunk*-nopf) # the same without the L2 prefetch of the weights
-            run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=$(echo "$v" | sed -E 's/fused([0-9]+).*/\1/') \
-                CLIPSKIP_CUDA_FUSED_PREFETCH=0 CLIPSKIP_CUDA_K_CHUNK=$(echo "$v" | sed -E 's/.*-kchunk([0-9]+).*/\1/') \
-                "$CLI" "${VB[@]}" ;;
-        fused*-kchunk*) # one cooperative kernel per run of layers for passes of <= N prompts, split K
-            run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=$(echo "$v" | sed -E 's/fused([0-9]+).*/\1/') \
-                CLIPSKIP_CUDA_K_CHUNK=${v##*-kchunk} "$CLI" "${VB[@]}" ;;
-        fused*) run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_FUSED_LAYER=${v#fused} "$CLI" \
-                "${VB[@]}" ;;
+        fused*) # the fused layer kernel: fusedN[-kchunkK][-bB][-nopf]: passes of <= N prompts, a
+            # fixed split of K, B blocks per SM, no L2 prefetch of the weights
+            FE=(CLIPSKIP_CUDA_FUSED_LAYER="$(echo "$v" | sed -E 's/^fused([0-9]+).*/\1/')")
+            case $v in *-kchunk*) FE+=(CLIPSKIP_CUDA_K_CHUNK="$(echo "$v" | sed -E 's/.*-kchunk([0-9]+).*/\1/')") ;; esac
+            case $v in *-b[123]) FE+=(CLIPSKIP_CUDA_FUSED_BLOCKS="${v##*-b}") ;; esac
+            case $v in *-nopf) FE+=(CLIPSKIP_CUDA_FUSED_PREFETCH=0) ;; esac
+            run "variant $v" "$LOG/bench_gpu.log" 40 env "${FE[@]}" "$CLI" "${VB[@]}" ;;
         wgmma*-kchunk*)
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=${v%-kchunk*} \
                 CLIPSKIP_CUDA_K_CHUNK=${v##*-kchunk} "$CLI" "${VB[@]}" ;;
