@@ -244,9 +244,10 @@ template <typename T, int BN, int STAGES>
 static cudaError_t ws_launch(const cs_k_gemm_args *a, cudaStream_t stream) {
     const unsigned gy = cs_div_up((size_t)a->m, WG_BM);
     if (gy > 65535u) return cudaErrorInvalidValue;
-    /* a fixed split of K: in registers (no split_ws), whole k-tiles, the 128-wide tile only */
-    if (cs_k_gemm_splits(a->k, a->k_chunk) > 1 && (BN != 128 || a->split_ws || a->k_chunk % WG_BK))
-        return cudaErrorInvalidValue;
+    /* a fixed split of K: whole k-tiles (refused otherwise even where K fits one chunk: the
+     * kernel folds at every k_chunk / 64 k-tiles), in registers (no split_ws), 128 wide only */
+    if (a->k_chunk % WG_BK) return cudaErrorInvalidValue;
+    if (cs_k_gemm_splits(a->k, a->k_chunk) > 1 && (BN != 128 || a->split_ws)) return cudaErrorInvalidValue;
     CUtensorMap mx, mw;
     cudaError_t e = ws_map(&mx, a->x, a->m, a->k, WG_BM, a->dtype);
     if (e == cudaSuccess) e = ws_map(&mw, a->w, a->n, a->k, BN, a->dtype);
