@@ -15,11 +15,14 @@
  *                                 weights fit in 3/4 of L2 (CLIP-L: 2 x 14 MB of an H100's 50 MB),
  *                                 else for each layer's as it starts.
  * Declined (the encoder issues the seven ops per layer): head width other than 64, the
- * cuBLASLt path, passes over the limit. A pooled-only last layer runs in the same launch. */
+ * cuBLASLt path, passes over the limit; and from the first launch CUDA refuses as too large
+ * on (cu_fused_refused), for the encoder's life. A pooled-only last layer runs in the same
+ * launch. */
 #ifdef CLIPSKIP_WITH_CUDA
 #include "cuda_priv.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +92,24 @@ size_t cs_cu_fused_bytes(const cs_backend *be) {
     return n;
 }
 
+/* CUDA refused the cooperative grid although the occupancy query allowed it: fewer
+ * multiprocessors than the device reports are this process's (an MPS client's limit, a
+ * partitioned device). That holds for the process's life, so the fused kernel is turned off and
+ * the separate kernels run, now and after; the device name says so (bench tables and JSON
+ * record it). The launch is the first op of its graph region (encoder.c run_layers), so a
+ * capture under way holds nothing else of the region yet (at most the copy of the pooled rows'
+ * indices): it is dropped and the region's ops run directly; the key is captured again the
+ * next time it is seen. */
+static clipskip_status cu_fused_refused(cs_backend *be) {
+    (void)cudaGetLastError();
+    cs_cu_graph_abort(be);
+    be->fused_rows = 0;
+    const size_t n = strlen(be->name);
+    snprintf(be->name + n, sizeof be->name - n, " [fused layers off: a cooperative grid of %d blocks "
+             "was refused]", be->layer_blocks);
+    return CLIPSKIP_OK;
+}
+
 /* Bytes of one layer's four weight matrices. */
 static size_t cu_layer_bytes(const cs_backend *be, const cs_cu_tower *t) {
     return (size_t)(4 * t->d + 2 * t->f) * (size_t)t->d * cs_dtype_size(be->cdt);
@@ -122,7 +143,9 @@ clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0,
         .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar,
         .row_sem = be->layer_bar + 2, .per_sm = be->layer_per_sm,
         .prefetch = be->fused_prefetch ? (ahead ? 2 : 1) : 0};
-    CU_TRY(be, cs_k_layer(&k, be->layer_blocks, be->stream));
+    const cudaError_t e = cs_k_layer(&k, be->layer_blocks, be->stream);
+    if (e == cudaErrorCooperativeLaunchTooLarge) return cu_fused_refused(be);
+    CU_TRY(be, e);
     *done = 1;
     return CLIPSKIP_OK;
 }

@@ -208,7 +208,10 @@ static cudaError_t launch(const void *kernel, dim3 grid, dim3 block, size_t smem
         int per_sm = 0;
         cudaGetDeviceProperties(&p, 0);
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, (int)threads, smem);
-        if ((size_t)grid.x * grid.y * grid.z > (size_t)per_sm * p.multiProcessorCount)
+        /* CS_EMU_COOP_SMS: the multiprocessors this process may fill, fewer than the device
+         * reports (an MPS client's limit): such launches are refused though the queries allow them */
+        const size_t sms = env_size("CS_EMU_COOP_SMS", (size_t)p.multiProcessorCount);
+        if ((size_t)grid.x * grid.y * grid.z > (size_t)per_sm * sms)
             return ret(cudaErrorCooperativeLaunchTooLarge);
     }
     if (g_sticky != cudaSuccess) return ret(g_sticky);

@@ -419,6 +419,46 @@ static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
     free(ids);
 }
 
+/* The fused layer kernel turns itself off when CUDA refuses its cooperative grid (an MPS
+ * client's SM limit; the emulator's CS_EMU_COOP_SMS=1 gives that): the first run goes fused,
+ * then the limit comes and the second run's launch is refused while its graph is being
+ * captured, the third captures the separate kernels, the fourth replays them; every run the
+ * same bits as `gpu`, and the device name says the fused kernel is off. Emulator only. */
+static void vitl_fused_refused(const clipskip_model *m, clipskip_encoder *gpu) {
+    if (!TM_EMU) return;
+    const int32_t rows = 3;
+    clipskip_encode_options opt = clipskip_encode_default_options();
+    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    opt.row.clip_skip = 2;
+    int32_t *ids = make_ids(&m->towers[0].info, rows);
+    outs ref, got;
+    outs_alloc(&ref, m, &opt, rows);
+    outs_alloc(&got, m, &opt, rows);
+    CHECK_OK(encode(gpu, ids, rows, &opt, &ref));
+    static const char *const names[] = {"CLIPSKIP_CUDA_FUSED_LAYER"}, *const values[] = {"8"};
+    clipskip_encoder *e = enc_with_env(m, rows, "vit-l fused layers refused", 1, names, values);
+    REQUIRE(e);
+    size_t bad = 0;
+    CHECK_OK(encode(e, ids, rows, &opt, &got));
+    bad += batch_diff(&ref, &got, rows);
+    const int on_before = strstr(clipskip_encoder_device(e), "fused layers off") == NULL;
+    setenv("CS_EMU_COOP_SMS", "1", 1);
+    for (int run = 0; run < 3; run++) {
+        CHECK_OK(encode(e, ids, rows, &opt, &got));
+        bad += batch_diff(&ref, &got, rows);
+    }
+    unsetenv("CS_EMU_COOP_SMS");
+    const int off_after = strstr(clipskip_encoder_device(e), "fused layers off") != NULL;
+    const int ok = !bad && on_before && off_after;
+    printf("  %-5s vit-l fused layers refused mid-capture: %zu differing outputs over 4 runs, device "
+           "\"%s\"\n", ok ? "ok" : "FAIL", bad, clipskip_encoder_device(e));
+    if (!ok) cs_test_failures++;
+    clipskip_encoder_free(e);
+    outs_free(&ref);
+    outs_free(&got);
+    free(ids);
+}
+
 /* Out of device memory is an error the caller can act on: an encoder made for 400000 prompts
  * (their activations alone need well over an H200's 141 GB) fails the full-batch call with
  * CLIPSKIP_ERR_NOMEM, then encodes a small batch bitwise like `gpu` does. Pooled output only,
@@ -504,6 +544,7 @@ static void test_vitl(void) {
     vitl_mixed_depths(m, gpu);
     vitl_pdl_same_bits(m, gpu);
     vitl_overlap_same_bits(m, gpu);
+    vitl_fused_refused(m, gpu);
     vitl_oom(m, gpu);
     if (lt) clipskip_encoder_free(lt);
     clipskip_encoder_free(bf);
