@@ -44,8 +44,8 @@ clipskip_status cs_cu_fused_init(cs_backend *be) {
     be->layer_per_sm = nb && *nb ? atoi(nb) : 2;
     CU_TRY(be, cs_k_layer_setup(be->layer_per_sm, &be->layer_blocks));
     const int32_t rows = (int32_t)n * CLIPSKIP_CONTEXT;
-    /* the barrier's 2 counters, then the row blocks' */
-    const size_t sems = 2 + CS_K_LAYER_ROW_SEMS(rows);
+    /* the barrier's counter, then the row blocks' */
+    const size_t sems = 1 + CS_K_LAYER_ROW_SEMS(rows);
     CU_TRY(be, cudaMalloc((void **)&be->layer_bar, sems * sizeof(unsigned)));
     CU_TRY(be, cudaMemsetAsync(be->layer_bar, 0, sems * sizeof(unsigned), be->stream));
     be->layer_sems = sems;
@@ -141,7 +141,7 @@ clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0,
         .h_pool = last_only ? b->h_alt : NULL,
         .k_chunk = be->k_chunk, .split_ws = be->split_ws, .split_ws_floats = be->split_ws_floats,
         .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar,
-        .row_sem = be->layer_bar + 2, .per_sm = be->layer_per_sm,
+        .row_sem = be->layer_bar + 1, .per_sm = be->layer_per_sm,
         .prefetch = be->fused_prefetch ? (ahead ? 2 : 1) : 0};
     const cudaError_t e = cs_k_layer(&k, be->layer_blocks, be->stream);
     if (e == cudaErrorCooperativeLaunchTooLarge) return cu_fused_refused(be);

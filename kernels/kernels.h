@@ -201,8 +201,9 @@ typedef struct {
     size_t split_ws_floats;  /* else added in registers (same bits) */
     unsigned *split_sem;
     size_t split_sems;
-    unsigned *bar;           /* 2 device counters for the grid barrier: 0 before the first
-                              * launch, left ready for the next (graph replays) */
+    unsigned *bar;           /* 1 device counter for the grid barrier: 0 (or 2^31) before the
+                              * first launch; each barrier adds 2^31 (layer.cu), so it stays
+                              * ready for the next launch (graph replays) and any grid size */
     unsigned *row_sem;       /* m / 32 + 1 device counters (finished tiles per row block), 0
                               * before the first launch and left 0 */
     int per_sm;              /* the per_sm_max cs_k_layer_setup was given (3: the 3-per-SM build) */

@@ -14,13 +14,18 @@
  * launch gaps inside a graph cost about as much as the work (kernels/README.md, "Batch 1"). One
  * launch per run of layers leaves 5 grid barriers per layer, about a microsecond each.
  *
- * Barrier: bar[0] counts the blocks arrived in this round, bar[1] counts finished rounds. A
- * block's thread 0 reads the round, arrives (acq_rel: releases the block's writes, which the
- * __syncthreads before gathered, and acquires the others'); the last to arrive resets the count
- * and releases the next round; the others poll the round with acquire loads. Both counters
- * are left consistent at the end of the kernel, so the next launch (graph replay) needs no
- * reset. The blocks must all be resident: the launch is cooperative, which CUDA refuses when
- * they would not be. */
+ * Barrier: one counter, bar[0], to which every barrier adds exactly 2^31: block 0 adds
+ * 2^31 - (blocks - 1), every other block 1, so its top bit flips when, and only when, the last
+ * block has arrived (the sense-reversing counter of cooperative groups' grid sync). A block's
+ * thread 0 arrives (atom.acq_rel: releases the block's writes, which the __syncthreads before
+ * gathered) and polls the counter with acquire loads until the top bit differs from the value
+ * its own arrival returned; an acquire that reads the last arrival's value synchronizes with
+ * every arrival before it (PTX observation order runs through atomic read-modify-writes). One
+ * hop: no block has to see that it came last and then release the others. The low 31 bits
+ * must be 0 before the first launch (a partial sum would carry into the top bit early
+ * otherwise); each barrier leaves them 0 again, so nothing needs a reset between launches
+ * (graph replays) or when the grid size changes. The blocks must all be resident: the launch is
+ * cooperative, which CUDA refuses when they would not be. */
 #include "attention.cuh"
 #include "gemm_tile.cuh"
 #include "layernorm.cuh"
@@ -37,7 +42,6 @@ __device__ __forceinline__ unsigned layer_ld_acquire(const unsigned *p) { return
 __device__ __forceinline__ unsigned layer_atom_add_acq_rel(unsigned *p, unsigned v) {
     return atomicAdd(p, v);
 }
-__device__ __forceinline__ void layer_red_add_release(unsigned *p, unsigned v) { atomicAdd(p, v); }
 __device__ __forceinline__ void layer_pause() { cs_emu_spin(); }
 __device__ __forceinline__ void layer_prefetch_line(const void *) {}
 __device__ __forceinline__ unsigned long long layer_now() { return 0; }
@@ -52,9 +56,6 @@ __device__ __forceinline__ unsigned layer_atom_add_acq_rel(unsigned *p, unsigned
     unsigned old;
     asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;\n" : "=r"(old) : "l"(p), "r"(v) : "memory");
     return old;
-}
-__device__ __forceinline__ void layer_red_add_release(unsigned *p, unsigned v) {
-    asm volatile("red.release.gpu.global.add.u32 [%0], %1;\n" ::"l"(p), "r"(v) : "memory");
 }
 __device__ __forceinline__ void layer_pause() { __nanosleep(32); }
 __device__ __forceinline__ void layer_prefetch_line(const void *p) {
@@ -89,19 +90,14 @@ __device__ __forceinline__ void layer_grid_sync(const cs_k_layer_args &a, int i)
     if (threadIdx.x == 0) {
         unsigned long long *tr = layer_trace_row(a, i);
         if (tr) tr[0] = layer_now();
-        /* read before arriving: the round cannot end before this block has arrived */
-        const unsigned round = layer_ld_acquire(bar + 1);
-        if (layer_atom_add_acq_rel(bar, 1u) == gridDim.x - 1) {
-            atomicExch(bar, 0u); /* ordered before the release below */
-            layer_red_add_release(bar + 1, 1u);
-        } else {
-            /* a barrier that never opens (a block that cannot arrive) traps after 5 s: the
-             * launch fails with an error instead of hanging the device (never run yet) */
-            const unsigned long long t0 = layer_now();
-            while (layer_ld_acquire(bar + 1) == round) {
-                layer_pause();
-                if (layer_now() - t0 > 5000000000ull) layer_trap();
-            }
+        const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
+        const unsigned old = layer_atom_add_acq_rel(bar, add);
+        /* a barrier that never opens (a block that cannot arrive) traps after 5 s: the launch
+         * fails with an error instead of hanging the device (never run yet) */
+        const unsigned long long t0 = layer_now();
+        while (((old ^ layer_ld_acquire(bar)) & 0x80000000u) == 0) {
+            layer_pause();
+            if (layer_now() - t0 > 5000000000ull) layer_trap();
         }
         if (tr) tr[1] = layer_now();
     }

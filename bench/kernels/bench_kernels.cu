@@ -574,14 +574,14 @@ void bench_fused(int b, int k_chunk, int per_sm) {
     CU(cudaMalloc((void **)&dw, sizeof s.w));
     CU(cudaMemcpy(dw, s.w, sizeof s.w, cudaMemcpyHostToDevice));
     unsigned *bar = NULL;
-    const size_t sems = 2 + CS_K_LAYER_ROW_SEMS(s.m);
+    const size_t sems = 1 + CS_K_LAYER_ROW_SEMS(s.m);
     CU(cudaMalloc((void **)&bar, sems * sizeof(unsigned)));
     CU(cudaMemset(bar, 0, sems * sizeof(unsigned)));
     cs_k_layer_args a = {};
     a.dtype = CLIPSKIP_DTYPE_F16, a.act = CLIPSKIP_ACT_QUICK_GELU, a.m = s.m, a.d = s.d, a.n_heads = 12, a.f = s.f;
     a.n_seq = b, a.offsets = s.off, a.scale = 0.125f, a.eps = 1e-5f, a.h = s.h, a.a = s.a, a.qkv = s.qkv;
     a.att = s.att, a.mlp = s.mid, a.layers = dw, a.n_layers = NL, a.k_chunk = k_chunk, a.bar = bar;
-    a.row_sem = bar + 2;
+    a.row_sem = bar + 1;
     a.split_ws = g_split_ws, a.split_ws_floats = CS_K_GEMM_SPLIT_WS_FLOATS, a.split_sem = g_split_sem;
     a.split_sems = CS_K_GEMM_SPLIT_SEMS, a.prefetch = 2, a.per_sm = per_sm;
     cudaGraph_t graph;
