@@ -372,51 +372,68 @@ static void vitl_overlap_same_bits(const clipskip_model *m, clipskip_encoder *gp
     free(ids);
 }
 
+/* A batch of `rows` random prompts at clip skip 2 with every output, and `gpu`'s outputs for
+ * it (ref): what an encoder opened with an experiment switch must reproduce bit for bit. */
+typedef struct {
+    int32_t rows;
+    clipskip_encode_options opt;
+    int32_t *ids;
+    outs ref, got;
+} same_bits;
+
+static void same_bits_open(same_bits *c, const clipskip_model *m, clipskip_encoder *gpu, int32_t rows) {
+    c->rows = rows;
+    c->opt = clipskip_encode_default_options();
+    c->opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    c->opt.row.clip_skip = 2;
+    c->ids = make_ids(&m->towers[0].info, rows);
+    outs_alloc(&c->ref, m, &c->opt, rows);
+    outs_alloc(&c->got, m, &c->opt, rows);
+    CHECK_OK(encode(gpu, c->ids, rows, &c->opt, &c->ref));
+}
+
+/* Encodes the batch with e; returns how many outputs differ from ref. */
+static size_t same_bits_run(same_bits *c, clipskip_encoder *e) {
+    CHECK_OK(encode(e, c->ids, c->rows, &c->opt, &c->got));
+    return batch_diff(&c->ref, &c->got, c->rows);
+}
+
+static void same_bits_close(same_bits *c) {
+    outs_free(&c->ref);
+    outs_free(&c->got);
+    free(c->ids);
+}
+
 /* The launch experiments change when kernels start, never a bit: an encoder opened with
  * CLIPSKIP_CUDA_PDL=1 (programmatic dependent launch, sm_90+) gives the same outputs as `gpu`
  * for a batch of 64, from a direct run and from its captured graph. */
 static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
-    const int32_t rows = TM_EMU ? 16 : 64;
-    clipskip_encode_options opt = clipskip_encode_default_options();
-    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
-    opt.row.clip_skip = 2;
-    int32_t *ids = make_ids(&m->towers[0].info, rows);
-    outs ref, got;
-    outs_alloc(&ref, m, &opt, rows);
-    outs_alloc(&got, m, &opt, rows);
-    CHECK_OK(encode(gpu, ids, rows, &opt, &ref));
+    same_bits c;
+    same_bits_open(&c, m, gpu, TM_EMU ? 16 : 64);
     static const char *const names[] = {"CLIPSKIP_CUDA_PDL"}, *const values[] = {"1"};
-    clipskip_encoder *e = enc_with_env(m, rows, "vit-l PDL", 1, names, values);
+    clipskip_encoder *e = enc_with_env(m, c.rows, "vit-l PDL", 1, names, values);
     if (!e) {
-        outs_free(&ref);
-        outs_free(&got);
-        free(ids);
+        same_bits_close(&c);
         return;
     }
     size_t bad = 0;
-    for (int run = 0; run < 2; run++) { /* the second from the captured graph */
-        CHECK_OK(encode(e, ids, rows, &opt, &got));
-        bad += batch_diff(&ref, &got, rows);
-    }
+    for (int run = 0; run < 2; run++) bad += same_bits_run(&c, e); /* the second from the captured graph */
     printf("  %-5s vit-l PDL on == off, batch %d, direct and graph: %zu differing outputs\n",
-           bad ? "FAIL" : "ok", rows, bad);
+           bad ? "FAIL" : "ok", c.rows, bad);
     if (bad) cs_test_failures++;
     /* the setting is the encoder's own: `gpu` still launches with its own (off unless the
      * whole process runs with CLIPSKIP_CUDA_PDL=1, as check.sh's variants may), bitwise the same */
     const char *env_pdl = getenv("CLIPSKIP_CUDA_PDL");
     const int want = env_pdl && !strcmp(env_pdl, "1");
-    CHECK_OK(encode(gpu, ids, rows, &opt, &got));
+    const size_t bad_off = same_bits_run(&c, gpu);
     const int gpu_pdl = cs_k_pdl();
-    const size_t bad_off = batch_diff(&ref, &got, rows);
     const int leaked = gpu_pdl != want || bad_off;
     printf("  %-5s vit-l PDL stays with its encoder: the other encoder runs with it %s (its own "
            "setting: %s), %zu differing outputs\n", leaked ? "FAIL" : "ok", gpu_pdl ? "on" : "off",
            want ? "on" : "off", bad_off);
     if (leaked) cs_test_failures++;
     clipskip_encoder_free(e);
-    outs_free(&ref);
-    outs_free(&got);
-    free(ids);
+    same_bits_close(&c);
 }
 
 /* The fused layer kernel turns itself off when CUDA refuses its cooperative grid (an MPS
@@ -426,27 +443,15 @@ static void vitl_pdl_same_bits(const clipskip_model *m, clipskip_encoder *gpu) {
  * same bits as `gpu`, and the device name says the fused kernel is off. Emulator only. */
 static void vitl_fused_refused(const clipskip_model *m, clipskip_encoder *gpu) {
     if (!TM_EMU) return;
-    const int32_t rows = 3;
-    clipskip_encode_options opt = clipskip_encode_default_options();
-    opt.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
-    opt.row.clip_skip = 2;
-    int32_t *ids = make_ids(&m->towers[0].info, rows);
-    outs ref, got;
-    outs_alloc(&ref, m, &opt, rows);
-    outs_alloc(&got, m, &opt, rows);
-    CHECK_OK(encode(gpu, ids, rows, &opt, &ref));
+    same_bits c;
+    same_bits_open(&c, m, gpu, 3);
     static const char *const names[] = {"CLIPSKIP_CUDA_FUSED_LAYER"}, *const values[] = {"8"};
-    clipskip_encoder *e = enc_with_env(m, rows, "vit-l fused layers refused", 1, names, values);
+    clipskip_encoder *e = enc_with_env(m, c.rows, "vit-l fused layers refused", 1, names, values);
     REQUIRE(e);
-    size_t bad = 0;
-    CHECK_OK(encode(e, ids, rows, &opt, &got));
-    bad += batch_diff(&ref, &got, rows);
+    size_t bad = same_bits_run(&c, e);
     const int on_before = strstr(clipskip_encoder_device(e), "fused layers off") == NULL;
     setenv("CS_EMU_COOP_SMS", "1", 1);
-    for (int run = 0; run < 3; run++) {
-        CHECK_OK(encode(e, ids, rows, &opt, &got));
-        bad += batch_diff(&ref, &got, rows);
-    }
+    for (int run = 0; run < 3; run++) bad += same_bits_run(&c, e);
     unsetenv("CS_EMU_COOP_SMS");
     const int off_after = strstr(clipskip_encoder_device(e), "fused layers off") != NULL;
     const int ok = !bad && on_before && off_after;
@@ -454,9 +459,7 @@ static void vitl_fused_refused(const clipskip_model *m, clipskip_encoder *gpu) {
            "\"%s\"\n", ok ? "ok" : "FAIL", bad, clipskip_encoder_device(e));
     if (!ok) cs_test_failures++;
     clipskip_encoder_free(e);
-    outs_free(&ref);
-    outs_free(&got);
-    free(ids);
+    same_bits_close(&c);
 }
 
 /* Out of device memory is an error the caller can act on: an encoder made for 400000 prompts
