@@ -463,10 +463,23 @@ void run_grid_coop(const std::vector<size_t> &order, dim3 grid, dim3 block, size
         g_blk = &b;
         block_start(block);
     }
+    /* Blocks stall: each turn a running block stops, with probability 1/32, for 8 to 71 turns,
+     * so that the others get far ahead of it in the middle of an item, as behind an SM that
+     * waits on memory (CS_EMU_SLOW=0: never). A dependency a kernel fails to wait for shows. */
+    static int slow_on = -1;
+    if (slow_on < 0) slow_on = !(getenv("CS_EMU_SLOW") && !strcmp(getenv("CS_EMU_SLOW"), "0"));
+    std::vector<int> stall(nb, 0);
+    bool all = false; /* the turn after one where nothing moved: every block runs */
     for (;;) {
-        bool progress = false, left = false, held = false;
+        bool progress = false, left = false, held = false, skipped = false;
         for (size_t i = 0; i < nb && !cs_emu_faulted(); i++) {
             if (done[i]) continue;
+            if (slow_on && !stall[i] && cs_emu_rand() % 32 == 0) stall[i] = 8 + (int)(cs_emu_rand() % 64);
+            if (stall[i]) stall[i]--;
+            if (!all && stall[i]) {
+                skipped = left = true;
+                continue;
+            }
             g_blk = &bl[i];
             cs_emu_block_idx = B.idx;
             for (int r = 1 + (int)(cs_emu_rand() % 8); r > 0; r--) {
@@ -479,7 +492,8 @@ void run_grid_coop(const std::vector<size_t> &order, dim3 grid, dim3 block, size
             left |= !done[i];
         }
         if (!left || cs_emu_faulted()) break;
-        if (!progress && !held) {
+        all = !progress && !held && skipped; /* a skipped block may be the one that can move */
+        if (!progress && !held && !skipped) {
             int waiting = 0, spinning = 0;
             for (size_t i = 0; i < nb; i++) {
                 g_blk = &bl[i];
