@@ -9,6 +9,9 @@
  *                                 barrier's arrivals halve), or three (the kernel built for 168
  *                                 registers and 32x32 tiles: 1.5x the items in flight); for the
  *                                 A/B in check.sh.
+ *   CLIPSKIP_CUDA_FUSED_SYNC=flow  inside the layers, each item waits for the items it reads
+ *                                 (per-row counters, kernels/layer_flow.cuh) instead of the grid
+ *                                 for a barrier after each phase; same bits. Default barrier.
  *   CLIPSKIP_CUDA_FUSED_PREFETCH=0  the fused kernel does not ask L2 for the weights (for the
  *                                 A/B in tests/gpu/check.sh). By default it asks for each
  *                                 layer's at the start of the layer before, where two layers'
@@ -41,11 +44,16 @@ clipskip_status cs_cu_fused_init(cs_backend *be) {
     if (nb && *nb && strcmp(nb, "1") && strcmp(nb, "2") && strcmp(nb, "3"))
         return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_FUSED_BLOCKS=%s: want 1, 2 or 3 (blocks "
                        "per multiprocessor)", nb);
+    const char *sy = getenv("CLIPSKIP_CUDA_FUSED_SYNC");
+    if (sy && *sy && strcmp(sy, "barrier") && strcmp(sy, "flow"))
+        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "cuda: CLIPSKIP_CUDA_FUSED_SYNC=%s: want barrier or flow", sy);
+    be->fused_flow = sy && !strcmp(sy, "flow");
     be->layer_per_sm = nb && *nb ? atoi(nb) : 2;
     CU_TRY(be, cs_k_layer_setup(be->layer_per_sm, &be->layer_blocks));
     const int32_t rows = (int32_t)n * CLIPSKIP_CONTEXT;
-    /* the barrier's counter, then the row blocks' */
-    const size_t sems = 1 + CS_K_LAYER_ROW_SEMS(rows);
+    /* the barrier's counter, the row blocks' (O's, FC2's), flow mode's (a sequence has a row
+     * at least, so rows bounds the sequences of a pass) */
+    const size_t sems = 1 + 2 * CS_K_LAYER_ROW_SEMS(rows) + CS_K_LAYER_FLOW_SEMS(rows, rows);
     CU_TRY(be, cudaMalloc((void **)&be->layer_bar, sems * sizeof(unsigned)));
     CU_TRY(be, cudaMemsetAsync(be->layer_bar, 0, sems * sizeof(unsigned), be->stream));
     be->layer_sems = sems;
@@ -141,7 +149,8 @@ clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0,
         .h_pool = last_only ? b->h_alt : NULL,
         .k_chunk = be->k_chunk, .split_ws = be->split_ws, .split_ws_floats = be->split_ws_floats,
         .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar,
-        .row_sem = be->layer_bar + 1, .per_sm = be->layer_per_sm,
+        .row_sem = be->layer_bar + 1, .flow = be->fused_flow,
+        .flow_sem = be->layer_bar + 1 + 2 * CS_K_LAYER_ROW_SEMS(be->fused_rows), .per_sm = be->layer_per_sm,
         .prefetch = be->fused_prefetch ? (ahead ? 2 : 1) : 0};
     const cudaError_t e = cs_k_layer(&k, be->layer_blocks, be->stream);
     if (e == cudaErrorCooperativeLaunchTooLarge) return cu_fused_refused(be);

@@ -122,6 +122,7 @@ struct cs_backend {
     int layer_blocks;            /* its cooperative grid */
     int layer_per_sm;            /* blocks per SM it was set up for (1, 2, 3) */
     int fused_prefetch;          /* it asks L2 for the weights (cs_k_layer_args.prefetch) */
+    int fused_flow;              /* its items wait on per-row counters, not barriers (.flow) */
     unsigned *layer_bar;         /* its grid barrier's counter, then its row-block counters */
     size_t layer_sems;           /* counters in layer_bar */
     float *split_ws;             /* with k_chunk: partials of chunks run on separate blocks */

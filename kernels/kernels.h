@@ -204,8 +204,13 @@ typedef struct {
     unsigned *bar;           /* 1 device counter for the grid barrier: 0 (or 2^31) before the
                               * first launch; each barrier adds 2^31 (layer.cu), so it stays
                               * ready for the next launch (graph replays) and any grid size */
-    unsigned *row_sem;       /* m / 32 + 1 device counters (finished tiles per row block), 0
-                              * before the first launch and left 0 */
+    unsigned *row_sem;       /* 2 x CS_K_LAYER_ROW_SEMS(m) device counters: the finished tiles
+                              * per row block of O, then of FC2; 0 before the first launch and
+                              * left 0 */
+    int flow;                /* 1: inside the layers, items wait for what they read through
+                              * per-row counters instead of grid barriers (layer_flow.cuh) */
+    unsigned *flow_sem;      /* flow: CS_K_LAYER_FLOW_SEMS(m, n_seq) device counters, zeroed by
+                              * the kernel, left holding counts (never shared with row_sem) */
     int per_sm;              /* the per_sm_max cs_k_layer_setup was given (3: the 3-per-SM build) */
     int prefetch;            /* ask L2 for the weights: 0 no, 1 each layer's as it starts, 2 also
                               * the next layer's (two layers' weights must fit L2) */
@@ -222,8 +227,11 @@ typedef struct {
  * tiles, 48 KB), which cs_k_layer_args.per_sm must then name. Fewer blocks: fewer arrivals per
  * grid barrier, fewer items in flight. */
 cudaError_t cs_k_layer_setup(int per_sm_max, int *blocks);
-/* Counters cs_k_layer_args.row_sem needs for m rows. */
+/* Counters per row block of m rows (cs_k_layer_args.row_sem holds two such arrays), and flow
+ * mode's for m rows of n_seq sequences (cs_k_layer_args.flow_sem: 4 per 32 rows, 1 per
+ * sequence). */
 #define CS_K_LAYER_ROW_SEMS(m) ((size_t)(m) / 32 + 1)
+#define CS_K_LAYER_FLOW_SEMS(m, n_seq) (4 * (((size_t)(m) + 31) / 32) + (size_t)(n_seq))
 /* cudaErrorInvalidValue where the layer does not fit the kernel (head width, d > 2048, dtype);
  * cudaErrorCooperativeLaunchTooLarge when the blocks cannot all be resident. */
 cudaError_t cs_k_layer(const cs_k_layer_args *a, int blocks, cudaStream_t stream);

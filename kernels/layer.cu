@@ -10,6 +10,9 @@
  * at a time: the block that stores a row block's last tile normalizes it (layer_ln_after),
  * which saves two barriers per layer.
  *
+ * Flow mode (a.flow, layer_flow.cuh): inside the layers no barriers; each item waits through
+ * per-row counters for the items it reads.
+ *
  * Why: at batch 1 a CLIP-L layer is 7 launches of a few microseconds of work each, and the
  * launch gaps inside a graph cost about as much as the work (kernels/README.md, "Batch 1"). One
  * launch per run of layers leaves 5 grid barriers per layer, about a microsecond each.
@@ -68,6 +71,8 @@ __device__ __forceinline__ unsigned long long layer_now() {
 }
 __device__ __forceinline__ void layer_trap() { asm volatile("trap;\n"); }
 #endif
+
+#include "layer_flow.cuh"
 
 /* Ask L2 for bytes of p, one 128-byte line per thread of the grid in turn: a layer's weights
  * ahead of its GEMM phases, so they find them on chip. */
@@ -135,22 +140,42 @@ __device__ __noinline__ void layer_ln_rows(const cs_k_layer_args &a, const float
         cs_ln_row<T>(static_cast<T *>(a.a), in, nullptr, g, b, (size_t)row, a.d, a.eps);
 }
 
+/* What the items of one phase wait for and signal in flow mode (layer_flow.cuh); all null
+ * with barriers. */
+struct layer_dep {
+    const unsigned *wait; /* wait until wait[i] >= target for the item's units (or sequences) */
+    unsigned target;
+    int by_seq;           /* wait is indexed by sequence (att), not by unit */
+    unsigned *sig;        /* +1 per unit of each tile stored (qkv, fc1) */
+    unsigned *ln_sig;     /* +1 per unit of each row block the LN hand-off normalized (ln2, ln1) */
+};
+
+/* Thread 0 of the block, before an item over rows [r0, r1): its waits. */
+__device__ __forceinline__ void layer_wait_rows(const cs_k_layer_args &a, const layer_dep &dp, int32_t r0,
+                                                int32_t r1) {
+    if (!dp.wait || threadIdx.x != 0) return;
+    int32_t i0, i1;
+    if (dp.by_seq) layer_seq_range(a, r0, r1, &i0, &i1);
+    else layer_unit_range(r0, r1, &i0, &i1);
+    layer_wait_all(dp.wait, i0, i1, dp.target);
+}
+
 /* After a tile of a residual GEMM (O, FC2; gm its arguments) is stored: the block counts it for
- * its row block, and the block storing the row block's last tile runs the next LayerNorm
- * (gamma g, beta b) on those rows of the residual (gm.out) into a.a, so no LN phase and no
- * barrier are needed for it. The tiles' stores
- * are handed over as the split-K partials are (fence, counter, fence); cs_ln_row reads h
- * through L2 (__ldcg), never a stale L1 line. wrote: whether this block stored the tile. */
+ * its row block on row_sem, and the block storing the row block's last tile runs the next
+ * LayerNorm (gamma g, beta b) on those rows of the residual (gm.out) into a.a, so no LN phase
+ * and no barrier are needed for it (in flow mode it then signals ln_sig for those rows). The
+ * tiles' stores are handed over as the split-K partials are (fence, counter, fence); cs_ln_row
+ * reads h through L2 (__ldcg), never a stale L1 line. wrote: whether this block stored the tile. */
 template <typename T, int P, int BM>
 __device__ __forceinline__ void layer_ln_after(const cs_k_layer_args &a, const cs_k_gemm_args &gm, int tm,
                                                int tn_count, bool wrote, const float *g, const float *b,
-                                               int *s_flag) {
+                                               unsigned *row_sem, unsigned *ln_sig, int *s_flag) {
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
         int last = 0;
         if (wrote) {
-            unsigned *sem = a.row_sem + tm;
+            unsigned *sem = row_sem + tm;
             last = atomicAdd(sem, 1u) == (unsigned)tn_count - 1;
             if (last) {
                 atomicExch(sem, 0u); /* every column tile has counted: ready for the next GEMM */
@@ -160,16 +185,29 @@ __device__ __forceinline__ void layer_ln_after(const cs_k_layer_args &a, const c
         *s_flag = last;
     }
     __syncthreads();
-    if (*s_flag)
-        layer_ln_rows<T, P>(a, static_cast<const float *>(gm.out), tm * BM, min(gm.m, (tm + 1) * BM), g, b);
+    if (!*s_flag) return;
+    const int32_t r0 = tm * BM, r1 = min(gm.m, (tm + 1) * BM);
+    layer_ln_rows<T, P>(a, static_cast<const float *>(gm.out), r0, r1, g, b);
+    if (ln_sig) {
+        int32_t u0, u1;
+        layer_unit_range(r0, r1, &u0, &u1);
+        layer_signal(ln_sig, u0, u1);
+    }
 }
 
+/* The LN after a residual GEMM: gamma, beta (null: none) and its hand-off counters. */
+struct layer_ln_next {
+    const float *g, *b;
+    unsigned *row_sem;
+};
+
 /* One GEMM over the grid with tile BM x BN (k-tile 64 or 128: 64 KB of stages either way);
- * with ln_g, the LayerNorm of each finished row block after it (layer_ln_after). */
+ * with ln.g, the LayerNorm of each finished row block after it (layer_ln_after); dp: flow
+ * mode's waits and signals. */
 template <typename T, int P, int BM, int BN, int BK, int STAGES>
 __device__ __noinline__ void layer_gemm_tiles(const cs_k_layer_args &a, const cs_k_gemm_args &g,
-                                              unsigned char *smem, int *s_last, const float *ln_g,
-                                              const float *ln_b) {
+                                              unsigned char *smem, int *s_last, const layer_ln_next &ln,
+                                              const layer_dep &dp) {
     const int tn_count = (g.n + BN - 1) / BN;
     const int tiles = ((g.m + BM - 1) / BM) * tn_count;
     const int splits = cs_gemm_splits(g.k, g.k_chunk);
@@ -177,7 +215,9 @@ __device__ __noinline__ void layer_gemm_tiles(const cs_k_layer_args &a, const cs
     const int nz = splits > 1 && g.split_ws ? splits : 1;
     for (int item = blockIdx.x; item < tiles * nz; item += gridDim.x) {
         const int tile = item % tiles, z = item / tiles, tm = tile / tn_count, tn = tile % tn_count;
-        __syncthreads(); /* the previous item's warps are done with smem */
+        const int32_t r0 = tm * BM, r1 = min(g.m, (tm + 1) * BM);
+        layer_wait_rows(a, dp, r0, r1);
+        __syncthreads(); /* the previous item's warps are done with smem; the waits are over */
         bool wrote;
         if (splits > 1)
             wrote = cs_gemm_tile<T, BM, BN, BK, 2, 2, STAGES, true>(g, smem, tm, tn, z, nz,
@@ -185,53 +225,120 @@ __device__ __noinline__ void layer_gemm_tiles(const cs_k_layer_args &a, const cs
                                                                     s_last);
         else
             wrote = cs_gemm_tile<T, BM, BN, BK, 2, 2, STAGES, false>(g, smem, tm, tn, 0, 1, nullptr, s_last);
-        if (ln_g) layer_ln_after<T, P, BM>(a, g, tm, tn_count, wrote, ln_g, ln_b, s_last);
+        if (ln.g) layer_ln_after<T, P, BM>(a, g, tm, tn_count, wrote, ln.g, ln.b, ln.row_sem, dp.ln_sig, s_last);
+        if (dp.sig && wrote) {
+            int32_t u0, u1;
+            layer_unit_range(r0, r1, &u0, &u1);
+            layer_signal(dp.sig, u0, u1);
+        }
     }
 }
 
-/* out (m rows) = epi(x W^T) over the grid: 64x64 tiles (k-tile 64) when they give every block
- * an item, else 32x32 (k-tile 128), as cs_k_gemm_pick; with 3 blocks per SM (P == 3: 168
- * registers, 48 KB) 32x32 with 3 stages always. The tile never changes the bits. */
+/* The tile layer_gemm takes for an m x n x k GEMM: 64x64 (k-tile 64) when they give every
+ * block an item, else 32x32 (k-tile 128), as cs_k_gemm_pick; with 3 blocks per SM (P == 3: 168
+ * registers, 48 KB) 32x32 always. Returns the tile's side. */
+template <int P> __device__ __forceinline__ int layer_tile(const cs_k_layer_args &a, int32_t m, int32_t n, int32_t k) {
+    const size_t t64 = (size_t)((m + 63) / 64) * ((n + 63) / 64);
+    return P < 3 && t64 * cs_gemm_splits(k, a.k_chunk) >= gridDim.x ? 64 : 32;
+}
+
+enum { LAYER_QKV, LAYER_O, LAYER_FC1, LAYER_FC2 };
+
+/* N and K of GEMM kind `kind` of a layer. */
+__device__ __forceinline__ void layer_nk(const cs_k_layer_args &a, int kind, int32_t *n, int32_t *k) {
+    *n = kind == LAYER_QKV ? 3 * a.d : kind == LAYER_FC1 ? a.f : a.d;
+    *k = kind == LAYER_FC2 ? a.f : a.d;
+}
+
+/* Flow mode's order of the kinds' split-K regions: the longest K first (FC2's chunks matter
+ * most), so the ones left to registers when the workspace runs out are the cheapest. */
+__device__ __forceinline__ int layer_split_rank(int kind) {
+    return kind == LAYER_FC2 ? 0 : kind == LAYER_QKV ? 1 : kind == LAYER_O ? 2 : 3;
+}
+
+/* Where GEMM kind `kind` over m rows keeps its split-K partials and tile counters: at the start
+ * of split_ws / split_sem with barriers (one GEMM runs at a time), after the regions of the
+ * kinds ranked before it in flow mode (the four run at once on different rows). False: they do
+ * not fit, the chunks are added in registers (same bits). */
+template <int P>
+__device__ __forceinline__ bool layer_split_at(const cs_k_layer_args &a, int kind, int32_t m, size_t *ws_off,
+                                               size_t *sem_off) {
+    *ws_off = *sem_off = 0;
+    int32_t n, k;
+    for (int j = 0; j < 4; j++) {
+        if (!a.flow || layer_split_rank(j) >= layer_split_rank(kind)) continue;
+        layer_nk(a, j, &n, &k);
+        const int s = cs_gemm_splits(k, a.k_chunk), t = layer_tile<P>(a, a.m, n, k);
+        if (s > 1) {
+            *ws_off += (size_t)s * a.m * n;
+            *sem_off += (size_t)((a.m + t - 1) / t) * ((n + t - 1) / t);
+        }
+    }
+    layer_nk(a, kind, &n, &k);
+    const int s = cs_gemm_splits(k, a.k_chunk), t = layer_tile<P>(a, m, n, k);
+    const size_t tiles = (size_t)((m + t - 1) / t) * ((n + t - 1) / t);
+    return s > 1 && a.split_ws && *ws_off + (size_t)s * m * n <= a.split_ws_floats &&
+           *sem_off + tiles <= a.split_sems;
+}
+
+/* GEMM kind `kind` of a layer (weights w, bias, out, m rows) over the grid; ln: the LayerNorm
+ * after it (O, FC2); dp: flow mode's waits and signals. The tile never changes the bits. */
 template <typename T, int P>
-__device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, const void *x, const void *w,
-                                           const float *bias, void *out, int32_t m, int32_t n, int32_t k,
-                                           cs_k_epilogue epi, unsigned char *smem, int *s_last,
-                                           const float *ln_g = nullptr, const float *ln_b = nullptr) {
+__device__ __forceinline__ void layer_gemm(const cs_k_layer_args &a, int kind, const void *x, const void *w,
+                                           const float *bias, void *out, int32_t m, cs_k_epilogue epi,
+                                           unsigned char *smem, int *s_last, const layer_ln_next &ln,
+                                           const layer_dep &dp) {
     cs_k_gemm_args g = {};
+    int32_t n, k;
+    layer_nk(a, kind, &n, &k);
     g.x = x, g.w = w, g.bias = bias, g.out = out, g.m = m, g.n = n, g.k = k;
     g.dtype = a.dtype, g.epi = epi, g.act = a.act, g.k_chunk = a.k_chunk;
-    const int splits = cs_gemm_splits(k, a.k_chunk);
-    const size_t t64 = (size_t)((m + 63) / 64) * ((n + 63) / 64);
-    const bool big = P < 3 && t64 * splits >= gridDim.x;
-    const size_t tiles = big ? t64 : (size_t)((m + 31) / 32) * ((n + 31) / 32);
-    if (splits > 1 && a.split_ws && (size_t)splits * m * n <= a.split_ws_floats && tiles <= a.split_sems) {
-        g.split_ws = a.split_ws;
-        g.split_sem = a.split_sem;
+    size_t ws_off, sem_off;
+    if (layer_split_at<P>(a, kind, m, &ws_off, &sem_off)) {
+        g.split_ws = a.split_ws + ws_off;
+        g.split_sem = a.split_sem + sem_off;
     }
     if constexpr (P == 3)
-        layer_gemm_tiles<T, P, 32, 32, 128, 3>(a, g, smem, s_last, ln_g, ln_b);
-    else if (big)
-        layer_gemm_tiles<T, P, 64, 64, 64, 4>(a, g, smem, s_last, ln_g, ln_b);
+        layer_gemm_tiles<T, P, 32, 32, 128, 3>(a, g, smem, s_last, ln, dp);
+    else if (layer_tile<P>(a, m, n, k) == 64)
+        layer_gemm_tiles<T, P, 64, 64, 64, 4>(a, g, smem, s_last, ln, dp);
     else
-        layer_gemm_tiles<T, P, 32, 32, 128, 4>(a, g, smem, s_last, ln_g, ln_b);
+        layer_gemm_tiles<T, P, 32, 32, 128, 4>(a, g, smem, s_last, ln, dp);
+}
+
+/* Column tiles of GEMM kind `kind` over all a.m rows: what a row's counter gains per layer. */
+template <int P> __device__ __forceinline__ unsigned layer_col_tiles(const cs_k_layer_args &a, int kind) {
+    int32_t n, k;
+    layer_nk(a, kind, &n, &k);
+    const int t = layer_tile<P>(a, a.m, n, k);
+    return (unsigned)((n + t - 1) / t);
+}
+
+/* Whether attention takes a block per query tile: few (sequence, head) pairs, as
+ * cs_k_attention does. */
+__device__ __forceinline__ int layer_attn_split(const cs_k_layer_args &a, int last_only) {
+    return !last_only && a.n_seq * a.n_heads < (int)gridDim.x;
 }
 
 /* Attention over the packing into a.att; last_only: each sequence's last row only, into row
  * seq of a.att, and the pooled rows of h copied to a.h_pool meanwhile (the separate path's
- * gather_rows). */
+ * gather_rows). dp (flow mode, never last_only): each item waits for its sequence's rows of
+ * qkv and signals its sequence's counter. */
 template <typename T, int P>
-__device__ __noinline__ void layer_attention(const cs_k_layer_args &a, unsigned char *smem, int last_only) {
+__device__ __noinline__ void layer_attention(const cs_k_layer_args &a, unsigned char *smem, int last_only,
+                                             const layer_dep &dp) {
     T *sQ = reinterpret_cast<T *>(smem);
     T *sK = sQ + CS_K_ATTN_MAX_T * ATT_LD, *sV = sK + CS_K_ATTN_MAX_T * ATT_LD;
     const int pairs = a.n_seq * a.n_heads;
-    /* few (sequence, head) pairs: a block per query tile, as cs_k_attention does */
-    const int split = !last_only && pairs < (int)gridDim.x;
+    const int split = layer_attn_split(a, last_only);
     const int items = pairs * (split ? ATT_TILES : 1);
     for (int item = blockIdx.x; item < items; item += gridDim.x) {
-        const int pair = item % pairs, zt = item / pairs;
+        const int pair = item % pairs, zt = item / pairs, seq = pair / a.n_heads;
+        layer_wait_rows(a, dp, a.offsets[seq], a.offsets[seq + 1]);
         __syncthreads();
         cs_attn_block<T>(static_cast<T *>(a.att), static_cast<const T *>(a.qkv), a.offsets, a.d, a.scale,
-                         last_only, split, pair / a.n_heads, pair % a.n_heads, zt, sQ, sK, sV);
+                         last_only, split, seq, pair % a.n_heads, zt, sQ, sK, sV);
+        if (dp.sig) layer_signal(dp.sig, seq, seq + 1);
     }
     if (!last_only) return;
     const size_t d4 = (size_t)a.d / 4, n4 = (size_t)a.n_pool * d4;
@@ -252,9 +359,17 @@ __device__ __forceinline__ void layer_prefetch_weights(const cs_k_layer_args &a,
     layer_prefetch(w.w_fc2, df);
 }
 
+/* Between two phases: a grid barrier, or in flow mode only the trace's stamps (the phases'
+ * items wait for what they read instead). */
+__device__ __forceinline__ void layer_sync(const cs_k_layer_args &a, int i, bool barrier) {
+    if (barrier) layer_grid_sync(a, i);
+    else layer_stamp(a, i);
+}
+
 /* Layer l: QKV, attention, O + residual (+ LN2 of each finished row block), FC1 + act, FC2 +
- * residual (+ the next layer's LN1 the same way), a barrier after each but the last; LN1 of
- * the first layer is the caller's. Barrier numbers (the trace's rows) from 2 + 5 l.
+ * residual (+ the next layer's LN1 the same way), a barrier after each but the last (flow
+ * mode: none, but before a pooled-only last layer); LN1 of the first layer is the caller's.
+ * Barrier numbers (the trace's rows) from 2 + 5 l.
  * last_only (the run's last layer, pooled rows only; encoder.c's layer_last_only): QKV over
  * all rows, attention for each sequence's last row, and O, LN2, FC1, FC2 on those n_pool rows
  * only, the residual taken from h into h_pool. */
@@ -266,17 +381,32 @@ __device__ __noinline__ void layer_run(const cs_k_layer_args &a, int l, unsigned
     const int32_t m = last_only ? a.n_pool : a.m;
     float *h = last_only ? a.h_pool : a.h;
     const int b0 = 2 + 5 * l;
-    layer_gemm<T, P>(a, a.a, w.w_qkv, w.b_qkv, a.qkv, a.m, 3 * a.d, a.d, CS_K_EPI_BIAS, smem, s_last);
-    layer_grid_sync(a, b0);
-    layer_attention<T, P>(a, smem, last_only);
-    layer_grid_sync(a, b0 + 1);
-    layer_gemm<T, P>(a, a.att, w.w_o, w.b_o, h, m, a.d, a.d, CS_K_EPI_BIAS_RESID, smem, s_last, w.ln2_g, w.ln2_b);
-    layer_grid_sync(a, b0 + 2);
-    layer_gemm<T, P>(a, a.a, w.w_fc1, w.b_fc1, a.mlp, m, a.f, a.d, CS_K_EPI_BIAS_ACT, smem, s_last);
-    layer_grid_sync(a, b0 + 3);
-    layer_gemm<T, P>(a, a.mlp, w.w_fc2, w.b_fc2, h, m, a.d, a.f, CS_K_EPI_BIAS_RESID, smem, s_last,
-                  next ? next->ln1_g : nullptr, next ? next->ln1_b : nullptr);
-    if (next) layer_grid_sync(a, b0 + 4);
+    const bool flow = a.flow && !last_only, bar = !flow;
+    const bool next_bar = !a.flow || (a.last_only && l + 2 == a.n_layers);
+    const layer_flow f = layer_flow_of(a);
+    const unsigned L = (unsigned)l + 1u;
+    unsigned *sem_o = a.row_sem, *sem_f = a.row_sem + CS_K_LAYER_ROW_SEMS(a.m);
+    layer_dep d_qkv = {}, d_att = {}, d_o = {}, d_fc1 = {}, d_fc2 = {};
+    if (flow) {
+        const unsigned per_seq = (unsigned)a.n_heads * (layer_attn_split(a, 0) ? ATT_TILES : 1);
+        d_qkv = {l > 0 ? f.ln1 : nullptr, (unsigned)l, 0, f.qkv, nullptr};
+        d_att = {f.qkv, L * layer_col_tiles<P>(a, LAYER_QKV), 0, f.att, nullptr};
+        d_o = {f.att, L * per_seq, 1, nullptr, f.ln2};
+        d_fc1 = {f.ln2, L, 0, f.fc1, nullptr};
+        d_fc2 = {f.fc1, L * layer_col_tiles<P>(a, LAYER_FC1), 0, nullptr, next ? f.ln1 : nullptr};
+    }
+    layer_gemm<T, P>(a, LAYER_QKV, a.a, w.w_qkv, w.b_qkv, a.qkv, a.m, CS_K_EPI_BIAS, smem, s_last, {}, d_qkv);
+    layer_sync(a, b0, bar);
+    layer_attention<T, P>(a, smem, last_only, d_att);
+    layer_sync(a, b0 + 1, bar);
+    layer_gemm<T, P>(a, LAYER_O, a.att, w.w_o, w.b_o, h, m, CS_K_EPI_BIAS_RESID, smem, s_last,
+                     {w.ln2_g, w.ln2_b, sem_o}, d_o);
+    layer_sync(a, b0 + 2, bar);
+    layer_gemm<T, P>(a, LAYER_FC1, a.a, w.w_fc1, w.b_fc1, a.mlp, m, CS_K_EPI_BIAS_ACT, smem, s_last, {}, d_fc1);
+    layer_sync(a, b0 + 3, bar);
+    layer_gemm<T, P>(a, LAYER_FC2, a.mlp, w.w_fc2, w.b_fc2, h, m, CS_K_EPI_BIAS_RESID, smem, s_last,
+                     {next ? next->ln1_g : nullptr, next ? next->ln1_b : nullptr, sem_f}, d_fc2);
+    if (next) layer_sync(a, b0 + 4, next_bar);
 }
 
 /* P: resident blocks per SM the kernel is built for (2: 255 registers, 64 KB of stages; 3: 168
@@ -289,6 +419,7 @@ static __global__ void __launch_bounds__(LAYER_THREADS, P) layer_kernel(cs_k_lay
     layer_stamp(a, 0);
     if (a.prefetch) layer_prefetch_weights<T>(a, a.layers[0]);
     layer_ln<T, P>(a, a.layers[0].ln1_g, a.layers[0].ln1_b);
+    layer_flow_zero(a);
     layer_grid_sync(a, 1);
     for (int l = 0; l < a.n_layers; l++) {
         /* prefetch 1: each layer's weights as it starts; 2: the next layer's, so they stream
@@ -352,7 +483,7 @@ static cudaError_t layer_launch(const cs_k_layer_args *a, int blocks, cudaStream
 extern "C" cudaError_t cs_k_layer(const cs_k_layer_args *a, int blocks, cudaStream_t stream) {
     if (a->m < 0 || a->d <= 0 || a->n_heads <= 0 || a->d % a->n_heads || a->d / a->n_heads != CS_K_ATTN_HEAD_DIM ||
         a->d % 64 || a->d > LN_MAX_V * 128 || a->f <= 0 || a->f % 8 || blocks < 1 || !a->bar ||
-        !a->offsets || !a->layers || !a->row_sem || a->n_layers < 0 || a->k_chunk < 0 || a->k_chunk % 128)
+        !a->offsets || !a->layers || !a->row_sem || (a->flow && !a->flow_sem) || a->n_layers < 0 || a->k_chunk < 0 || a->k_chunk % 128)
         return cudaErrorInvalidValue;
     if (a->last_only && (a->n_pool != a->n_seq || !a->pool_rows || !a->h_pool || (uintptr_t)a->h_pool % 16))
         return cudaErrorInvalidValue;

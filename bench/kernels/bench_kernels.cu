@@ -322,7 +322,7 @@ static void bench_small_ops(int b) {
 
 void bench_mlp(int b); /* defined below main */
 void bench_stack(int b, int k_chunk, int pdl);
-void bench_fused(int b, int k_chunk, int per_sm);
+void bench_fused(int b, int k_chunk, int per_sm, int flow);
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* rows reach a log even if a time limit kills the run */
@@ -385,8 +385,10 @@ int main(int argc, char **argv) {
     }
     /* the fused layer kernel: the same 12 layers in one cooperative launch, phases traced */
     const int fb[3] = {1, 1, 8}, fk[3] = {0, 384, 384};
-    for (int i = 0; i < 3; i++)
-        for (int per_sm : {2, 1, 3}) bench_fused(fb[i], fk[i], per_sm);
+    for (int i = 0; i < 3; i++) {
+        for (int per_sm : {2, 1, 3}) bench_fused(fb[i], fk[i], per_sm, 0);
+        bench_fused(fb[i], fk[i], 2, 1); /* flow mode: per-row counters instead of barriers */
+    }
     LT(cublasLtDestroy(g_lt));
     CU(cudaFree(g_ws));
     printf("%s\n", g_fail ? "bench_kernels: VALIDATION FAILED" : "bench_kernels: done");
@@ -564,8 +566,10 @@ static void fused_phases(const unsigned long long *tr, int blocks, const char *n
 }
 
 /* The 12 layers as ONE cooperative kernel (CLIPSKIP_CUDA_FUSED_LAYER's path), per_sm blocks per
- * multiprocessor, L2 prefetch of the next layer's weights; then one traced launch. */
-void bench_fused(int b, int k_chunk, int per_sm) {
+ * multiprocessor, L2 prefetch of the next layer's weights, flow: per-row counters instead of
+ * grid barriers inside the layers (CLIPSKIP_CUDA_FUSED_SYNC=flow; the trace's "barriers" are
+ * then only phase stamps); then one traced launch. */
+void bench_fused(int b, int k_chunk, int per_sm, int flow) {
     stack_bufs s;
     stack_alloc(&s, b);
     int blocks = 0;
@@ -574,22 +578,22 @@ void bench_fused(int b, int k_chunk, int per_sm) {
     CU(cudaMalloc((void **)&dw, sizeof s.w));
     CU(cudaMemcpy(dw, s.w, sizeof s.w, cudaMemcpyHostToDevice));
     unsigned *bar = NULL;
-    const size_t sems = 1 + CS_K_LAYER_ROW_SEMS(s.m);
+    const size_t sems = 1 + 2 * CS_K_LAYER_ROW_SEMS(s.m) + CS_K_LAYER_FLOW_SEMS(s.m, b);
     CU(cudaMalloc((void **)&bar, sems * sizeof(unsigned)));
     CU(cudaMemset(bar, 0, sems * sizeof(unsigned)));
     cs_k_layer_args a = {};
     a.dtype = CLIPSKIP_DTYPE_F16, a.act = CLIPSKIP_ACT_QUICK_GELU, a.m = s.m, a.d = s.d, a.n_heads = 12, a.f = s.f;
     a.n_seq = b, a.offsets = s.off, a.scale = 0.125f, a.eps = 1e-5f, a.h = s.h, a.a = s.a, a.qkv = s.qkv;
     a.att = s.att, a.mlp = s.mid, a.layers = dw, a.n_layers = NL, a.k_chunk = k_chunk, a.bar = bar;
-    a.row_sem = bar + 1;
+    a.row_sem = bar + 1, a.flow_sem = bar + 1 + 2 * CS_K_LAYER_ROW_SEMS(s.m);
     a.split_ws = g_split_ws, a.split_ws_floats = CS_K_GEMM_SPLIT_WS_FLOATS, a.split_sem = g_split_sem;
-    a.split_sems = CS_K_GEMM_SPLIT_SEMS, a.prefetch = 2, a.per_sm = per_sm;
+    a.split_sems = CS_K_GEMM_SPLIT_SEMS, a.prefetch = 2, a.per_sm = per_sm, a.flow = flow;
     cudaGraph_t graph;
     CU(cudaStreamBeginCapture(g_s, cudaStreamCaptureModeThreadLocal));
     CU(cs_k_layer(&a, blocks, g_s));
     CU(cudaStreamEndCapture(g_s, &graph));
     char nm[64];
-    snprintf(nm, sizeof nm, "clip-l fused k%d %dx%d blk", k_chunk, blocks / g_n_sm, g_n_sm);
+    snprintf(nm, sizeof nm, "clip-l fused k%d %dx%d blk%s", k_chunk, blocks / g_n_sm, g_n_sm, flow ? " flow" : "");
     stack_time(&s, graph, nm);
     const size_t n_tr = (size_t)(5 * NL + 2) * blocks * 2;
     CU(cudaMalloc((void **)&a.trace, n_tr * sizeof(unsigned long long)));

@@ -195,6 +195,10 @@ if want newpaths && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
     run "test_gpu_e2e fused8 kchunk384" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_FUSED_LAYER=8 \
         CLIPSKIP_CUDA_K_CHUNK=384 "$E2E"
 fi
+if want newpaths && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then # the same in flow mode
+    run "test_gpu_e2e fused8 flow" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_FUSED_LAYER=8 \
+        CLIPSKIP_CUDA_FUSED_SYNC=flow CLIPSKIP_CUDA_K_CHUNK=384 "$E2E"
+fi
 if want newpaths && [ "$ARCH" = 90 ] && [ -x "$E2E" ] && [ "$(left)" -gt 60 ]; then
     if [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ]; then
         run "test_gpu_e2e wgmma" "$LOG/tests.log" "$(within 90 30)" env CLIPSKIP_CUDA_GEMM_LARGE_TILE=wgmma128x256k64p "$E2E"
@@ -231,7 +235,7 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     if [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ]; then WS=(); WSK=(); fi
     # all-candidates: every experiment at once (the ws tile only while it is usable), i.e. where
     # the defaults would be if each one is promoted
-    VS=(default all-candidates fused8-kchunk384 fused8 fused8-kchunk384-b1 fused8-kchunk384-b3 fused8-kchunk384-nopf "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 overlap64 cublaslt
+    VS=(default all-candidates fused8-kchunk384 fused8-kchunk384-flow fused8 fused8-kchunk384-b1 fused8-kchunk384-b3 fused8-kchunk384-nopf "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 overlap64 cublaslt
         kchunk768 wgmma128x128k64p wgmma128x256k64p wgmma128x128k64 wgmma128x256k64 bigg)
     # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
     [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
@@ -248,12 +252,14 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=$LT \
                 CLIPSKIP_CUDA_K_CHUNK=384 CLIPSKIP_CUDA_PDL=1 CLIPSKIP_CUDA_OVERLAP=1 \
                 CLIPSKIP_PASS_ROWS=256 CLIPSKIP_CUDA_FUSED_LAYER=8 "$CLI" "${VB[@]}" ;;
-        fused*) # the fused layer kernel: fusedN[-kchunkK][-bB][-nopf]: passes of <= N prompts, a
-            # fixed split of K, B blocks per SM, no L2 prefetch of the weights
+        fused*) # the fused layer kernel: fusedN[-kchunkK][-bB][-nopf][-flow]: passes of <= N
+            # prompts, a fixed split of K, B blocks per SM, no L2 prefetch of the weights,
+            # per-row counters instead of grid barriers inside the layers
             FE=(CLIPSKIP_CUDA_FUSED_LAYER="$(echo "$v" | sed -E 's/^fused([0-9]+).*/\1/')")
             case $v in *-kchunk*) FE+=(CLIPSKIP_CUDA_K_CHUNK="$(echo "$v" | sed -E 's/.*-kchunk([0-9]+).*/\1/')") ;; esac
             case $v in *-b[123]) FE+=(CLIPSKIP_CUDA_FUSED_BLOCKS="${v##*-b}") ;; esac
             case $v in *-nopf) FE+=(CLIPSKIP_CUDA_FUSED_PREFETCH=0) ;; esac
+            case $v in *-flow) FE+=(CLIPSKIP_CUDA_FUSED_SYNC=flow) ;; esac
             run "variant $v" "$LOG/bench_gpu.log" 40 env "${FE[@]}" "$CLI" "${VB[@]}" ;;
         wgmma*-kchunk*)
             run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_GEMM_LARGE_TILE=${v%-kchunk*} \

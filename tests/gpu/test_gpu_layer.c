@@ -123,6 +123,7 @@ typedef struct {
     int blocks;    /* the cooperative grid */
     int last_only; /* the last layer pooled-only */
     int per_sm;    /* the build the grid was set up for (cs_k_layer_setup): 1, 2 or 3 */
+    int flow;      /* flow mode: per-row counters instead of grid barriers inside the layers */
 } layer_opts;
 
 /* Device buffers of one case, zeroed; the caller fills h0 and frees them with case_free. */
@@ -147,7 +148,8 @@ static void case_alloc(cs_k_layer_args *a, const layer_shape *s, const layer_opt
     static const unsigned bar0 = 0x80000000u;
     a->bar = zeros_dev(sizeof(unsigned));
     CU(cudaMemcpy(a->bar, &bar0, sizeof bar0, cudaMemcpyHostToDevice));
-    a->row_sem = zeros_dev(CS_K_LAYER_ROW_SEMS(m) * sizeof(unsigned));
+    a->row_sem = zeros_dev(2 * CS_K_LAYER_ROW_SEMS(m) * sizeof(unsigned));
+    a->flow_sem = o->flow ? zeros_dev(CS_K_LAYER_FLOW_SEMS(m, s->n_seq) * sizeof(unsigned)) : NULL;
     if (o->last_only) {
         int32_t eos[64];
         for (int i = 0; i < s->n_seq; i++) eos[i] = off[i + 1] - 1;
@@ -161,7 +163,7 @@ static void case_alloc(cs_k_layer_args *a, const layer_shape *s, const layer_opt
 
 static void case_free(cs_k_layer_args *a) {
     void *ptrs[] = {(void *)a->offsets, a->h, a->a, a->qkv, a->att, a->mlp, a->split_ws, a->split_sem, a->bar,
-                    a->row_sem, (void *)a->pool_rows, a->h_pool, (void *)a->layers};
+                    a->row_sem, a->flow_sem, (void *)a->pool_rows, a->h_pool, (void *)a->layers};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         if (ptrs[i]) CU(cudaFree(ptrs[i]));
 }
@@ -172,7 +174,7 @@ static void check_counters(const cs_k_layer_args *a, const char *what) {
     unsigned bar;
     CU(cudaMemcpy(&bar, a->bar, sizeof bar, cudaMemcpyDeviceToHost));
     expect(bar == 0x80000000u, "%s: barrier counter %#x after two launches (want 0x80000000)", what, bar);
-    const size_t ns = CS_K_LAYER_ROW_SEMS(a->m);
+    const size_t ns = 2 * CS_K_LAYER_ROW_SEMS(a->m); /* O's, then FC2's */
     unsigned *rs = malloc(ns * sizeof(unsigned));
     CU(cudaMemcpy(rs, a->row_sem, ns * sizeof(unsigned), cudaMemcpyDeviceToHost));
     size_t left = 0;
@@ -187,7 +189,7 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, layer_opts o, in
     const size_t es = cs_dtype_size(dt);
     cs_k_layer_args a = {.dtype = dt, .act = CLIPSKIP_ACT_QUICK_GELU, .m = m, .d = s->d, .n_heads = s->heads,
                          .f = s->f, .n_seq = s->n_seq, .scale = 0.125f, .eps = 1e-5f, .n_layers = o.n_layers,
-                         .last_only = o.last_only, .k_chunk = o.k_chunk, .per_sm = o.per_sm,
+                         .last_only = o.last_only, .k_chunk = o.k_chunk, .per_sm = o.per_sm, .flow = o.flow,
                          .prefetch = o.n_layers > 1 ? 2 : 1};
     case_alloc(&a, s, &o, off, m);
     float *h0 = rand_dev((size_t)m * s->d, 1.0f, 0.0f, CLIPSKIP_DTYPE_F32);
@@ -214,6 +216,8 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, layer_opts o, in
         void *outs[N_OUT - 1] = {a.a, a.qkv, a.att, a.mlp, a.h_pool};
         for (int i = 0; i < N_OUT - 1; i++)
             if (outs[i]) CU(cudaMemset(outs[i], 0xff, full[i + 1]));
+        /* flow mode's counters hold anything before a launch: the kernel zeroes them */
+        if (a.flow_sem) CU(cudaMemset(a.flow_sem, 0x5a, CS_K_LAYER_FLOW_SEMS(m, s->n_seq) * sizeof(unsigned)));
         e = cs_k_layer(&a, o.blocks, 0);
         if (e == cudaSuccess) e = cudaDeviceSynchronize();
         if (e == cudaSuccess) take(&a, round ? again : got, bytes);
@@ -224,6 +228,7 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, layer_opts o, in
              o.last_only ? " (last pooled-only)" : "", o.k_chunk,
              o.k_chunk ? (o.across ? " across blocks" : " in registers") : "", o.blocks);
     if (o.per_sm == 3) snprintf(what + strlen(what), sizeof what - strlen(what), " (3-per-SM build)");
+    if (o.flow) snprintf(what + strlen(what), sizeof what - strlen(what), ", flow");
     expect(e == cudaSuccess, "%s: launch: %s", what, cudaGetErrorString(e));
     if (e == cudaSuccess) {
         static const char *names[N_OUT] = {"h", "ln out", "qkv", "attention", "mlp", "pooled rows"};
@@ -265,28 +270,46 @@ int main(void) {
     const int n_sm = prop.multiProcessorCount;
     for (int i = 0; i < 2; i++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            layer_case(&shapes[s], dts[i], (layer_opts){1, 0, 0, blocks, 0, 2}, n_sm);
-            layer_case(&shapes[s], dts[i], (layer_opts){1, kc, 1, blocks, 0, 2}, n_sm);
-            if (s == 0) layer_case(&shapes[s], dts[i], (layer_opts){1, kc, 0, blocks, 0, 2}, n_sm);
+            layer_case(&shapes[s], dts[i], (layer_opts){1, 0, 0, blocks, 0, 2, 0}, n_sm);
+            layer_case(&shapes[s], dts[i], (layer_opts){1, kc, 1, blocks, 0, 2, 0}, n_sm);
+            if (s == 0) layer_case(&shapes[s], dts[i], (layer_opts){1, kc, 0, blocks, 0, 2, 0}, n_sm);
         }
     /* a run of layers in one launch, with and without a split of K */
-    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){3, 0, 0, blocks, 0, 2}, n_sm);
-    layer_case(&shapes[0], CLIPSKIP_DTYPE_BF16, (layer_opts){4, kc, 1, blocks, 0, 2}, n_sm);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){3, 0, 0, blocks, 0, 2, 0}, n_sm);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_BF16, (layer_opts){4, kc, 1, blocks, 0, 2, 0}, n_sm);
     /* a pooled-only last layer: alone, and ending a run */
-    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){1, 0, 0, blocks, 1, 2}, n_sm);
-    layer_case(&shapes[2], CLIPSKIP_DTYPE_BF16, (layer_opts){3, kc, 1, blocks, 1, 2}, n_sm);
-    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 0, blocks, 1, 2}, n_sm);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){1, 0, 0, blocks, 1, 2, 0}, n_sm);
+    layer_case(&shapes[2], CLIPSKIP_DTYPE_BF16, (layer_opts){3, kc, 1, blocks, 1, 2, 0}, n_sm);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 0, blocks, 1, 2, 0}, n_sm);
     /* one block per multiprocessor (CLIPSKIP_CUDA_FUSED_BLOCKS=1) */
     int one_per_sm = 0;
     CU(cs_k_layer_setup(1, &one_per_sm));
-    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, one_per_sm, 0, 1}, n_sm);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, one_per_sm, 0, 1, 0}, n_sm);
     /* three blocks per multiprocessor: the 168-register build (CLIPSKIP_CUDA_FUSED_BLOCKS=3) */
     int three_per_sm = 0;
     CU(cs_k_layer_setup(3, &three_per_sm));
-    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, three_per_sm, 1, 3}, n_sm);
-    layer_case(&shapes[2], CLIPSKIP_DTYPE_BF16, (layer_opts){1, 0, 0, three_per_sm, 0, 3}, n_sm);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, three_per_sm, 1, 3, 0}, n_sm);
+    layer_case(&shapes[2], CLIPSKIP_DTYPE_BF16, (layer_opts){1, 0, 0, three_per_sm, 0, 3, 0}, n_sm);
     /* fewer blocks than the device holds: items wrap around the grid */
-    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, 3, 1, 2}, n_sm);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, 3, 1, 2, 0}, n_sm);
+    /* flow mode: per-row counters instead of grid barriers inside the layers, over runs of
+     * layers (where phases of different rows and layers overlap), 1, 3 and 8 sequences, K split
+     * across blocks (each GEMM kind its own workspace region) and in registers, a pooled-only
+     * last layer (it runs with barriers), each grid size */
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){3, 0, 0, blocks, 0, 2, 1}, n_sm);
+    layer_case(&shapes[2], CLIPSKIP_DTYPE_BF16, (layer_opts){3, kc, 1, blocks, 0, 2, 1}, n_sm);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){4, kc, 1, blocks, 0, 2, 1}, n_sm);
+    layer_case(&shapes[0], CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 0, blocks, 0, 2, 1}, n_sm);
+    layer_case(&shapes[2], CLIPSKIP_DTYPE_F16, (layer_opts){3, kc, 1, blocks, 1, 2, 1}, n_sm);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){1, kc, 1, blocks, 1, 2, 1}, n_sm);
+    layer_case(&shapes[2], CLIPSKIP_DTYPE_F16, (layer_opts){2, 0, 0, one_per_sm, 0, 1, 1}, n_sm);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_BF16, (layer_opts){2, kc, 1, three_per_sm, 0, 3, 1}, n_sm);
+    layer_case(&shapes[1], CLIPSKIP_DTYPE_F16, (layer_opts){3, kc, 1, 3, 0, 2, 1}, n_sm);
+    /* O on 32-row tiles and FC2 on 64-row ones (their LN hand-off counters must not be shared),
+     * and a width whose every GEMM splits K (their split-K regions must not be shared) */
+    layer_case(&shapes[2], CLIPSKIP_DTYPE_F16, (layer_opts){3, kc, 1, one_per_sm, 0, 1, 1}, n_sm);
+    const layer_shape wide = {TM_EMU ? 256 : 1280, TM_EMU ? 4 : 20, TM_EMU ? 512 : 5120, 8, eight};
+    layer_case(&wide, CLIPSKIP_DTYPE_F16, (layer_opts){2, kc, 1, blocks, 0, 2, 1}, n_sm);
     /* more blocks than can be resident: refused, never a hang */
     cs_k_layer_args big = {.dtype = CLIPSKIP_DTYPE_F16, .m = 1, .d = 64, .n_heads = 1, .f = 64,
                            .n_seq = 1, .offsets = (const int32_t *)1, .bar = (unsigned *)1,
