@@ -214,12 +214,14 @@ typedef struct {
     int per_sm;              /* the per_sm_max cs_k_layer_setup was given (3: the 3-per-SM build) */
     int prefetch;            /* ask L2 for the weights: 0 no, 1 each layer's as it starts, 2 also
                               * the next layer's (two layers' weights must fit L2) */
-    unsigned long long *trace; /* NULL, or (5 n_layers + 2) x blocks x 2 %globaltimer stamps (ns):
+    unsigned long long *trace; /* NULL, or (5 n_layers + 3) x blocks x 2 %globaltimer stamps (ns):
                               * row 0 each block's start, row 1 its arrival at and departure from
                               * the barrier after the first LN1, row 2 + 5 l + j the barrier of
                               * layer l after QKV, attention, O (+ LN2), FC1, FC2 (+ next LN1;
-                              * none after the last layer), the last row its end (bench_kernels
-                              * prints the phases from it) */
+                              * none after the last layer; in flow mode a phase's end, both
+                              * stamps alike), row 5 n_layers + 1 its end, the last row the ns
+                              * it waited (barriers, flow counters) and how many waits
+                              * (bench_kernels prints the phases from it) */
 } cs_k_layer_args;
 /* Once per device before cs_k_layer; *blocks = the grid to launch (every block resident at
  * once: multiprocessors x resident blocks per multiprocessor, at most per_sm_max: 1, 2 or 3;

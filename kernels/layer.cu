@@ -87,6 +87,15 @@ __device__ __forceinline__ unsigned long long *layer_trace_row(const cs_k_layer_
     return a.trace ? a.trace + ((size_t)i * gridDim.x + blockIdx.x) * 2 : nullptr;
 }
 
+/* Thread 0, with a trace: t0's wait (a barrier's or flow mode's) added to the block's total in
+ * the trace's last row (ns waited, waits). */
+__device__ __forceinline__ void layer_trace_wait(const cs_k_layer_args &a, unsigned long long t0) {
+    unsigned long long *tr = layer_trace_row(a, 5 * a.n_layers + 2);
+    if (!tr) return;
+    tr[0] += layer_now() - t0;
+    tr[1] += 1;
+}
+
 /* Every block of the grid reaches here before any leaves; writes before it are visible to
  * every block after it. i: the barrier's number in the launch (1, 2, ...), for the trace. */
 __device__ __forceinline__ void layer_grid_sync(const cs_k_layer_args &a, int i) {
@@ -104,6 +113,7 @@ __device__ __forceinline__ void layer_grid_sync(const cs_k_layer_args &a, int i)
             layer_pause();
             if (layer_now() - t0 > 5000000000ull) layer_trap();
         }
+        layer_trace_wait(a, t0);
         if (tr) tr[1] = layer_now();
     }
     __syncthreads();
@@ -113,6 +123,13 @@ __device__ __forceinline__ void layer_grid_sync(const cs_k_layer_args &a, int i)
 __device__ __forceinline__ void layer_stamp(const cs_k_layer_args &a, int i) {
     unsigned long long *tr = layer_trace_row(a, i);
     if (tr && threadIdx.x == 0) tr[0] = tr[1] = layer_now();
+}
+
+/* At the start, with a trace: the block's wait totals to 0 (layer_trace_wait). */
+__device__ __forceinline__ void layer_trace_start(const cs_k_layer_args &a) {
+    layer_stamp(a, 0);
+    unsigned long long *tr = layer_trace_row(a, 5 * a.n_layers + 2);
+    if (tr && threadIdx.x == 0) tr[0] = tr[1] = 0;
 }
 
 /* The phase functions, layer_ln_rows and layer_run are __noinline__: with every phase inlined
@@ -157,7 +174,9 @@ __device__ __forceinline__ void layer_wait_rows(const cs_k_layer_args &a, const 
     int32_t i0, i1;
     if (dp.by_seq) layer_seq_range(a, r0, r1, &i0, &i1);
     else layer_unit_range(r0, r1, &i0, &i1);
+    const unsigned long long t0 = layer_now();
     layer_wait_all(dp.wait, i0, i1, dp.target);
+    layer_trace_wait(a, t0);
 }
 
 /* After a tile of a residual GEMM (O, FC2; gm its arguments) is stored: the block counts it for
@@ -416,7 +435,7 @@ template <typename T, int P>
 static __global__ void __launch_bounds__(LAYER_THREADS, P) layer_kernel(cs_k_layer_args a) {
     CS_DYN_SMEM(smem, 128);
     int *s_last = reinterpret_cast<int *>(smem + layer_gemm_smem(P));
-    layer_stamp(a, 0);
+    layer_trace_start(a);
     if (a.prefetch) layer_prefetch_weights<T>(a, a.layers[0]);
     layer_ln<T, P>(a, a.layers[0].ln1_g, a.layers[0].ln1_b);
     layer_flow_zero(a);

@@ -560,9 +560,19 @@ static void fused_phases(const unsigned long long *tr, int blocks, const char *n
             lat_max = l > lat_max ? l : lat_max;
         }
     }
+    /* the last row: each block's waiting time (barriers, flow counters) and waits */
+    double w_sum = 0, w_max = 0, n_w = 0;
+    for (int bl = 0; bl < blocks; bl++) {
+        const unsigned long long *r = tr + ((size_t)rows * blocks + bl) * 2;
+        const double w = (double)r[0] * 1e-3;
+        w_sum += w;
+        w_max = w > w_max ? w : w_max;
+        n_w += (double)r[1];
+    }
     printf("  %s, summed over %d layers (us):", nm, NL);
     for (int k = 0; k < 6; k++) printf(" %s %.1f,", kind[k], phase[k]);
-    printf(" barriers: %d, mean %.2f us, max %.2f us (%%globaltimer)\n", rows - 2, lat / (rows - 2), lat_max);
+    printf(" barriers: %d, mean %.2f us, max %.2f us (%%globaltimer); waiting per block: mean %.1f us, "
+           "max %.1f us, %.0f waits\n", rows - 2, lat / (rows - 2), lat_max, w_sum / blocks, w_max, n_w / blocks);
 }
 
 /* The 12 layers as ONE cooperative kernel (CLIPSKIP_CUDA_FUSED_LAYER's path), per_sm blocks per
@@ -595,7 +605,7 @@ void bench_fused(int b, int k_chunk, int per_sm, int flow) {
     char nm[64];
     snprintf(nm, sizeof nm, "clip-l fused k%d %dx%d blk%s", k_chunk, blocks / g_n_sm, g_n_sm, flow ? " flow" : "");
     stack_time(&s, graph, nm);
-    const size_t n_tr = (size_t)(5 * NL + 2) * blocks * 2;
+    const size_t n_tr = (size_t)(5 * NL + 3) * blocks * 2;
     CU(cudaMalloc((void **)&a.trace, n_tr * sizeof(unsigned long long)));
     CU(cs_k_layer(&a, blocks, g_s));
     CU(cudaStreamSynchronize(g_s));

@@ -126,6 +126,9 @@ typedef struct {
     int flow;      /* flow mode: per-row counters instead of grid barriers inside the layers */
 } layer_opts;
 
+/* Stamps in the trace of a launch of n_layers over blocks (kernels.h: cs_k_layer_args.trace). */
+static size_t trace_len(int n_layers, int blocks) { return (size_t)(5 * n_layers + 3) * blocks * 2; }
+
 /* Device buffers of one case, zeroed; the caller fills h0 and frees them with case_free. */
 static void case_alloc(cs_k_layer_args *a, const layer_shape *s, const layer_opts *o, const int32_t *off,
                        int32_t m) {
@@ -150,6 +153,10 @@ static void case_alloc(cs_k_layer_args *a, const layer_shape *s, const layer_opt
     CU(cudaMemcpy(a->bar, &bar0, sizeof bar0, cudaMemcpyHostToDevice));
     a->row_sem = zeros_dev(2 * CS_K_LAYER_ROW_SEMS(m) * sizeof(unsigned));
     a->flow_sem = o->flow ? zeros_dev(CS_K_LAYER_FLOW_SEMS(m, s->n_seq) * sizeof(unsigned)) : NULL;
+    /* the %globaltimer trace (bench_kernels reads it), one row of guard after it */
+    const size_t tr = trace_len(a->n_layers, o->blocks);
+    a->trace = zeros_dev((tr + 2 * (size_t)o->blocks) * sizeof(unsigned long long));
+    CU(cudaMemset(a->trace + tr, 0x5a, 2 * (size_t)o->blocks * sizeof(unsigned long long)));
     if (o->last_only) {
         int32_t eos[64];
         for (int i = 0; i < s->n_seq; i++) eos[i] = off[i + 1] - 1;
@@ -163,7 +170,7 @@ static void case_alloc(cs_k_layer_args *a, const layer_shape *s, const layer_opt
 
 static void case_free(cs_k_layer_args *a) {
     void *ptrs[] = {(void *)a->offsets, a->h, a->a, a->qkv, a->att, a->mlp, a->split_ws, a->split_sem, a->bar,
-                    a->row_sem, a->flow_sem, (void *)a->pool_rows, a->h_pool, (void *)a->layers};
+                    a->row_sem, a->flow_sem, (void *)a->pool_rows, a->h_pool, (void *)a->layers, a->trace};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
         if (ptrs[i]) CU(cudaFree(ptrs[i]));
 }
@@ -181,6 +188,27 @@ static void check_counters(const cs_k_layer_args *a, const char *what) {
     for (size_t i = 0; i < ns; i++) left += rs[i] != 0;
     expect(left == 0, "%s: %zu row-block counters not back at 0", what, left);
     free(rs);
+}
+
+/* The trace's last row after a launch: each block's waits counted (with barriers, exactly the
+ * 5 per layer every block passes); the guard row after it untouched. */
+static void check_trace(const cs_k_layer_args *a, const layer_opts *o, const char *what) {
+    const size_t n = trace_len(a->n_layers, o->blocks), rows = 5 * (size_t)a->n_layers + 2;
+    const size_t all = n + 2 * (size_t)o->blocks;
+    unsigned long long *tr = malloc(all * sizeof *tr);
+    CU(cudaMemcpy(tr, a->trace, all * sizeof *tr, cudaMemcpyDeviceToHost));
+    size_t bad = 0, guard = 0;
+    const unsigned long long want = 5ull * (unsigned)a->n_layers;
+    for (int b = 0; b < o->blocks; b++) {
+        const unsigned long long waits = tr[(rows * o->blocks + b) * 2 + 1];
+        bad += o->flow ? waits < 1 : waits != want;
+    }
+    unsigned long long g;
+    memset(&g, 0x5a, sizeof g);
+    for (size_t i = n; i < all; i++) guard += tr[i] != g;
+    expect(bad == 0 && guard == 0, "%s: trace: %zu blocks with a wrong wait count (want %s%llu), %zu guard "
+           "words overwritten", what, bad, o->flow ? ">= " : "", o->flow ? 1ull : want, guard);
+    free(tr);
 }
 
 static void layer_case(const layer_shape *s, clipskip_dtype dt, layer_opts o, int n_sm) {
@@ -242,6 +270,7 @@ static void layer_case(const layer_shape *s, clipskip_dtype dt, layer_opts o, in
             free(again[i]);
         }
         check_counters(&a, what);
+        check_trace(&a, &o, what);
         if (total == 0) printf("  ok    fused layer == separate kernels, bitwise, twice: %s\n", what);
     }
     for (int i = 0; i < N_OUT; i++) free(ref[i]);
