@@ -72,6 +72,14 @@ __device__ __forceinline__ unsigned long long layer_now() {
 __device__ __forceinline__ void layer_trap() { asm volatile("trap;\n"); }
 #endif
 
+/* One turn of a poll that started at t0: a pause, and a trap once it has lasted 5 s (a wait that
+ * can never end, e.g. a block that cannot arrive, fails the launch with an error instead of
+ * hanging the device; never run yet). */
+__device__ __forceinline__ void layer_backoff(unsigned long long t0) {
+    layer_pause();
+    if (layer_now() - t0 > 5000000000ull) layer_trap();
+}
+
 #include "layer_flow.cuh"
 
 /* Ask L2 for bytes of p, one 128-byte line per thread of the grid in turn: a layer's weights
@@ -87,10 +95,14 @@ __device__ __forceinline__ unsigned long long *layer_trace_row(const cs_k_layer_
     return a.trace ? a.trace + ((size_t)i * gridDim.x + blockIdx.x) * 2 : nullptr;
 }
 
-/* Thread 0, with a trace: t0's wait (a barrier's or flow mode's) added to the block's total in
- * the trace's last row (ns waited, waits). */
+/* This block's row of wait totals, the trace's last (ns waited, waits), or NULL. */
+__device__ __forceinline__ unsigned long long *layer_trace_waits(const cs_k_layer_args &a) {
+    return layer_trace_row(a, 5 * a.n_layers + 2);
+}
+
+/* Thread 0, with a trace: t0's wait (a barrier's or flow mode's) added to the block's totals. */
 __device__ __forceinline__ void layer_trace_wait(const cs_k_layer_args &a, unsigned long long t0) {
-    unsigned long long *tr = layer_trace_row(a, 5 * a.n_layers + 2);
+    unsigned long long *tr = layer_trace_waits(a);
     if (!tr) return;
     tr[0] += layer_now() - t0;
     tr[1] += 1;
@@ -106,13 +118,8 @@ __device__ __forceinline__ void layer_grid_sync(const cs_k_layer_args &a, int i)
         if (tr) tr[0] = layer_now();
         const unsigned add = blockIdx.x == 0 ? 0x80000000u - (gridDim.x - 1) : 1u;
         const unsigned old = layer_atom_add_acq_rel(bar, add);
-        /* a barrier that never opens (a block that cannot arrive) traps after 5 s: the launch
-         * fails with an error instead of hanging the device (never run yet) */
         const unsigned long long t0 = layer_now();
-        while (((old ^ layer_ld_acquire(bar)) & 0x80000000u) == 0) {
-            layer_pause();
-            if (layer_now() - t0 > 5000000000ull) layer_trap();
-        }
+        while (((old ^ layer_ld_acquire(bar)) & 0x80000000u) == 0) layer_backoff(t0);
         layer_trace_wait(a, t0);
         if (tr) tr[1] = layer_now();
     }
@@ -128,7 +135,7 @@ __device__ __forceinline__ void layer_stamp(const cs_k_layer_args &a, int i) {
 /* At the start, with a trace: the block's wait totals to 0 (layer_trace_wait). */
 __device__ __forceinline__ void layer_trace_start(const cs_k_layer_args &a) {
     layer_stamp(a, 0);
-    unsigned long long *tr = layer_trace_row(a, 5 * a.n_layers + 2);
+    unsigned long long *tr = layer_trace_waits(a);
     if (tr && threadIdx.x == 0) tr[0] = tr[1] = 0;
 }
 
@@ -175,7 +182,7 @@ __device__ __forceinline__ void layer_wait_rows(const cs_k_layer_args &a, const 
     if (dp.by_seq) layer_seq_range(a, r0, r1, &i0, &i1);
     else layer_unit_range(r0, r1, &i0, &i1);
     const unsigned long long t0 = layer_now();
-    layer_wait_all(dp.wait, i0, i1, dp.target);
+    layer_wait_all(dp.wait, i0, i1, dp.target, t0);
     layer_trace_wait(a, t0);
 }
 
@@ -275,6 +282,18 @@ __device__ __forceinline__ int layer_split_rank(int kind) {
     return kind == LAYER_FC2 ? 0 : kind == LAYER_QKV ? 1 : kind == LAYER_O ? 2 : 3;
 }
 
+/* What GEMM kind `kind` over m rows needs to split K across blocks: the partials' floats and
+ * the tiles' counters (0, 0 when it does not split K). */
+template <int P>
+__device__ __forceinline__ void layer_split_need(const cs_k_layer_args &a, int kind, int32_t m, size_t *floats,
+                                                 size_t *tiles) {
+    int32_t n, k;
+    layer_nk(a, kind, &n, &k);
+    const int s = cs_gemm_splits(k, a.k_chunk), t = layer_tile<P>(a, m, n, k);
+    *floats = s > 1 ? (size_t)s * m * n : 0;
+    *tiles = s > 1 ? (size_t)((m + t - 1) / t) * ((n + t - 1) / t) : 0;
+}
+
 /* Where GEMM kind `kind` over m rows keeps its split-K partials and tile counters: at the start
  * of split_ws / split_sem with barriers (one GEMM runs at a time), after the regions of the
  * kinds ranked before it in flow mode (the four run at once on different rows). False: they do
@@ -283,21 +302,15 @@ template <int P>
 __device__ __forceinline__ bool layer_split_at(const cs_k_layer_args &a, int kind, int32_t m, size_t *ws_off,
                                                size_t *sem_off) {
     *ws_off = *sem_off = 0;
-    int32_t n, k;
-    for (int j = 0; j < 4; j++) {
-        if (!a.flow || layer_split_rank(j) >= layer_split_rank(kind)) continue;
-        layer_nk(a, j, &n, &k);
-        const int s = cs_gemm_splits(k, a.k_chunk), t = layer_tile<P>(a, a.m, n, k);
-        if (s > 1) {
-            *ws_off += (size_t)s * a.m * n;
-            *sem_off += (size_t)((a.m + t - 1) / t) * ((n + t - 1) / t);
-        }
+    size_t floats, tiles;
+    for (int j = 0; a.flow && j < 4; j++) {
+        if (layer_split_rank(j) >= layer_split_rank(kind)) continue;
+        layer_split_need<P>(a, j, a.m, &floats, &tiles);
+        *ws_off += floats;
+        *sem_off += tiles;
     }
-    layer_nk(a, kind, &n, &k);
-    const int s = cs_gemm_splits(k, a.k_chunk), t = layer_tile<P>(a, m, n, k);
-    const size_t tiles = (size_t)((m + t - 1) / t) * ((n + t - 1) / t);
-    return s > 1 && a.split_ws && *ws_off + (size_t)s * m * n <= a.split_ws_floats &&
-           *sem_off + tiles <= a.split_sems;
+    layer_split_need<P>(a, kind, m, &floats, &tiles);
+    return floats && a.split_ws && *ws_off + floats <= a.split_ws_floats && *sem_off + tiles <= a.split_sems;
 }
 
 /* GEMM kind `kind` of a layer (weights w, bias, out, m rows) over the grid; ln: the LayerNorm

@@ -50,14 +50,11 @@ __device__ __forceinline__ void layer_flow_zero(const cs_k_layer_args &a) {
     for (int32_t i = threadIdx.x; i < n; i += blockDim.x) f.ln1[i] = 0;
 }
 
-/* Thread 0: until c[i] >= target for every i in [i0, i1). */
-__device__ __forceinline__ void layer_wait_all(const unsigned *c, int32_t i0, int32_t i1, unsigned target) {
-    const unsigned long long t0 = layer_now();
+/* Thread 0, from time t0: until c[i] >= target for every i in [i0, i1). */
+__device__ __forceinline__ void layer_wait_all(const unsigned *c, int32_t i0, int32_t i1, unsigned target,
+                                               unsigned long long t0) {
     for (int32_t i = i0; i < i1; i++)
-        while (layer_ld_acquire(c + i) < target) {
-            layer_pause();
-            if (layer_now() - t0 > 5000000000ull) layer_trap();
-        }
+        while (layer_ld_acquire(c + i) < target) layer_backoff(t0);
 }
 
 /* Units covering rows [r0, r1) of m. */
