@@ -15,7 +15,8 @@
  * 5. The 12-layer op sequence (84 kernels) captured in a CUDA graph and replayed: device time
  *    per encode at batch 1 and 256 (the issue's 150 us goal is for batch 1).
  * 6. The same 12 layers as one fused cooperative kernel (kernels/layer.cu) at batch 1 and 8,
- *    with two, one and three blocks per SM, and each launch's phases from a traced run.
+ *    with two, one and three blocks per SM and in flow mode (per-row counters instead of grid
+ *    barriers), and each launch's phases and waiting time from a traced run.
  * Prints one table; exit 1 on a CUDA error or a failed validation. */
 #include "../../kernels/common.cuh"
 #include "bench_kernels.h"

@@ -368,12 +368,14 @@ void block_start(dim3 block) {
 /* Warps held back for a round at random (CS_EMU_LAG=0: never), so that one warp can run ahead
  * of another by a collective or more: a kernel missing a barrier between two uses of shared
  * memory shows it. */
+/* An emulator switch that is on unless the environment sets it to 0. */
+bool env_on(const char *name) {
+    const char *v = getenv(name);
+    return !(v && !strcmp(v, "0"));
+}
+
 bool lag_on() {
-    static int on = -1;
-    if (on < 0) {
-        const char *v = getenv("CS_EMU_LAG");
-        on = !(v && !strcmp(v, "0"));
-    }
+    static const bool on = env_on("CS_EMU_LAG");
     return on;
 }
 
@@ -466,8 +468,7 @@ void run_grid_coop(const std::vector<size_t> &order, dim3 grid, dim3 block, size
     /* Blocks stall: each turn a running block stops, with probability 1/32, for 8 to 71 turns,
      * so that the others get far ahead of it in the middle of an item, as behind an SM that
      * waits on memory (CS_EMU_SLOW=0: never). A dependency a kernel fails to wait for shows. */
-    static int slow_on = -1;
-    if (slow_on < 0) slow_on = !(getenv("CS_EMU_SLOW") && !strcmp(getenv("CS_EMU_SLOW"), "0"));
+    static const bool slow_on = env_on("CS_EMU_SLOW");
     std::vector<int> stall(nb, 0);
     bool all = false; /* the turn after one where nothing moved: every block runs */
     for (;;) {
