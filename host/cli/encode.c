@@ -62,8 +62,31 @@ static int resolve_tower(const clipskip_model *m, const char *tower) {
     return (int)t;
 }
 
+/* A call over prompts i0..i0+n-1 failed on its text (the library names the prompt within the
+ * call): name the first prompt that fails alone by where it came from (file and line) instead,
+ * tokenizing it with each tower's cleanup, as the call did. */
+static void name_bad_prompt(const clipskip_model *m, const clipskip_encode_options *o,
+                            const cs_prompts *p, size_t i0, int32_t n) {
+    const clipskip_tokenizer *tok = clipskip_model_tokenizer(m);
+    const int all = o->tower == CLIPSKIP_TOWER_ALL, t0 = all ? 0 : o->tower;
+    const int t1 = all ? clipskip_model_n_towers(m) : o->tower + 1;
+    int32_t ids[CLIPSKIP_CONTEXT];
+    char where[600];
+    for (size_t i = i0; i < i0 + (size_t)n; i++)
+        for (int t = t0; t < t1; t++) {
+            clipskip_tower_info ti;
+            if (clipskip_model_tower_info(m, t, &ti)) return;
+            const clipskip_clean c = o->clean < 0 ? ti.default_clean : (clipskip_clean)o->clean;
+            if (clipskip_tokenize(tok, p->text[i], strlen(p->text[i]), c, ti.pad_id, ids, NULL)) {
+                cs_error_prefix("%s: ", cs_prompts_where(p, i, where, sizeof where));
+                return;
+            }
+        }
+    cs_error_prefix("in the batch of prompts %zu..%zu (counting from 0): ", i0, i0 + n - 1);
+}
+
 /* Encode all prompts in calls of a->batch rows, with progress on stderr for long inputs. */
-static clipskip_status encode_all(clipskip_encoder *enc, const cs_prompts *p,
+static clipskip_status encode_all(const clipskip_model *m, clipskip_encoder *enc, const cs_prompts *p,
                                   const clipskip_encode_options *o, const encode_args *a,
                                   cs_encode_result *r) {
     size_t esz = o->out_dtype == CLIPSKIP_DTYPE_F32 ? 4 : 2;
@@ -76,10 +99,10 @@ static clipskip_status encode_all(clipskip_encoder *enc, const cs_prompts *p,
             r->embeds ? r->embeds + i * r->embeds_dim * esz : NULL};
         clipskip_status st = clipskip_encode_text(enc, (const char *const *)p->text + i, n, o,
                                                   &out, r->info + i);
-        if (st != CLIPSKIP_OK) {
+        if (st == CLIPSKIP_ERR_TEXT || st == CLIPSKIP_ERR_TOO_LARGE) name_bad_prompt(m, o, p, i, n);
+        else if (st != CLIPSKIP_OK)
             cs_error_prefix("in the batch of prompts %zu..%zu (counting from 0): ", i, i + n - 1);
-            return st;
-        }
+        if (st != CLIPSKIP_OK) return st;
         double now = cs_now();
         if (!a->quiet && (now - last > 2.0 || (i + n == p->n && now - t0 > 2.0))) {
             double rate = (double)(i + n) / (now - t0);
@@ -123,7 +146,7 @@ static int run(const encode_args *a, const cs_prompts *p) {
         goto done;
     }
     if (st == CLIPSKIP_OK) st = cs_encode_result_alloc(&r, m, &o, p->n);
-    if (st == CLIPSKIP_OK) st = encode_all(enc, p, &o, a, &r);
+    if (st == CLIPSKIP_OK) st = encode_all(m, enc, p, &o, a, &r);
     if (st == CLIPSKIP_OK)
         st = a->out ? cs_encode_write(a->out, &r, m, &o, p, a->quiet) : cs_encode_print(&r, &o, p);
     if (st != CLIPSKIP_OK) {
@@ -131,7 +154,7 @@ static int run(const encode_args *a, const cs_prompts *p) {
         rc = st == CLIPSKIP_ERR_INVALID_ARG ? CS_EXIT_USAGE : CS_EXIT_FAIL;
     } else {
         rc = CS_EXIT_OK;
-        if (!a->quiet) cs_encode_report(&r, enc, p->n);
+        if (!a->quiet) cs_encode_report(&r, enc, p);
     }
 done:
     cs_encode_result_free(&r);

@@ -194,13 +194,14 @@ clipskip_status cs_encode_print(const cs_encode_result *r, const clipskip_encode
     return fflush(stdout) == 0 ? CLIPSKIP_OK : cs_fail(CLIPSKIP_ERR_IO, "stdout: write failed");
 }
 
-void cs_encode_report(const cs_encode_result *r, const clipskip_encoder *enc, size_t n) {
-    size_t n_trunc = 0;
+void cs_encode_report(const cs_encode_result *r, const clipskip_encoder *enc, const cs_prompts *p) {
+    size_t n_trunc = 0, n = p->n;
+    char where[600];
     for (size_t i = 0; i < r->n; i++) {
         if (!r->info[i].truncated) continue;
         if (n_trunc++ < 5)
-            fprintf(stderr, "clipskip encode: warning: prompt %zu truncated: %d of %d tokens "
-                            "dropped (75 fit)\n", i, r->info[i].truncated, r->info[i].n_tokens);
+            fprintf(stderr, "clipskip encode: warning: %s truncated: %d of %d tokens dropped (75 fit)\n",
+                    cs_prompts_where(p, i, where, sizeof where), r->info[i].truncated, r->info[i].n_tokens);
     }
     if (n_trunc > 5) fprintf(stderr, "clipskip encode: warning: %zu prompts truncated in all\n", n_trunc);
     fprintf(stderr, "clipskip encode: %zu prompt%s on %s\n", n, n == 1 ? "" : "s",

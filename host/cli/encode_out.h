@@ -22,7 +22,7 @@ clipskip_status cs_encode_write(const char *path, const cs_encode_result *r,
 /* A few numbers per prompt and output to stdout. */
 clipskip_status cs_encode_print(const cs_encode_result *r, const clipskip_encode_options *o,
                                 const cs_prompts *p);
-/* Truncation warnings and the backend used, to stderr. */
-void cs_encode_report(const cs_encode_result *r, const clipskip_encoder *enc, size_t n);
+/* Truncation warnings (naming each prompt by cs_prompts_where) and the backend used, to stderr. */
+void cs_encode_report(const cs_encode_result *r, const clipskip_encoder *enc, const cs_prompts *p);
 
 #endif

@@ -8,6 +8,8 @@ typedef struct {
     char **text;   /* n NUL-terminated prompts */
     size_t n, cap;
     int owned;     /* 1: text[i] are heap copies (file/stdin) */
+    char *src;     /* the file's name as messages give it ("<stdin>"); NULL: arguments */
+    unsigned long long *line; /* with src: the line each prompt came from */
 } cs_prompts;
 
 /* args (n_args) when given; else lines of file ("-" or NULL with no args: stdin). A final
@@ -15,5 +17,8 @@ typedef struct {
  * Returns 0, or prints why on stderr (naming the file and line) and returns -1. */
 int cs_prompts_read(cs_prompts *p, char **args, int n_args, const char *file);
 void cs_prompts_free(cs_prompts *p);
+/* Where prompt i came from, for messages: "FILE:LINE", or "prompt i" (counting from 0, as the
+ * rows of the outputs) for arguments. */
+const char *cs_prompts_where(const cs_prompts *p, size_t i, char *buf, size_t cap);
 
 #endif
