@@ -198,6 +198,8 @@ static int parse_format(const cJSON *root, cs_encode_req *e, verr *v) {
 
 /* One list of exactly 77 ids within the vocabulary. */
 static int parse_id_row(const cJSON *row, int i, int32_t vocab, int32_t *dst, verr *v) {
+    if (!cJSON_IsArray(row) && i == 0) /* the first input sets the kind of all */
+        return bad(v, "inputs[0]: expected a string or a list of %d token ids, found %s", CLIPSKIP_CONTEXT, json_type(row));
     if (!cJSON_IsArray(row)) return bad(v, "inputs[%d]: expected a list of token ids like inputs[0], found %s", i, json_type(row));
     int n = cJSON_GetArraySize(row), p = 0;
     if (n != CLIPSKIP_CONTEXT)

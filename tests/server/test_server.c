@@ -255,6 +255,7 @@ static void test_errors(int port) {
         {422, "validation", "inputs: empty list", "POST", "/encode", "{\"inputs\":[]}", NULL},
         {422, "validation", "inputs[1]: expected a string", "POST", "/encode", "{\"inputs\":[\"a\",[1]]}", NULL},
         {422, "validation", "inputs[0]: 3 token ids; exactly 77", "POST", "/encode", "{\"inputs\":[[49406,1,49407]]}", NULL},
+        {422, "validation", "inputs[0]: expected a string or a list of 77 token ids, found a number", "POST", "/encode", "{\"inputs\":[5]}", NULL},
         {422, "validation", "NUL characters", "POST", "/encode", "{\"inputs\":\"a\\u0000b\"}", NULL},
         {422, "validation", "unknown field 'clip_skip'", "POST", "/tokenize", "{\"inputs\":\"x\",\"clip_skip\":1}", NULL},
         {404, "not_found", "no route /nowhere", "GET", "/nowhere", NULL, NULL},
