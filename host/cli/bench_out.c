@@ -95,6 +95,41 @@ static void print_header(const cs_bench_run *r, FILE *f) {
             (unsigned long long)r->id_seed);
 }
 
+/* The full-depth point (clip skip 1) of p's batch, when p is a hidden-only point at a clip skip
+ * above 1 and the run timed one; else NULL. Pooled output runs every layer at any clip skip. */
+static const cs_bench_point *full_depth_of(const cs_bench_run *r, const cs_bench_point *p) {
+    if (p->pooled || p->skip <= 1) return NULL;
+    for (int32_t i = 0; i < r->n_points; i++) {
+        const cs_bench_point *q = &r->points[i];
+        if (q->batch == p->batch && !q->pooled && q->skip == 1 && q->wall.n) return q;
+    }
+    return NULL;
+}
+
+/* Each clip skip's time over its batch's full-depth time, against the ideal (L - k + 1) / L:
+ * issue #5's goal is within 5% of it. */
+static void print_scaling(const cs_bench_run *r, FILE *f) {
+    int any = 0;
+    for (int32_t i = 0; i < r->n_points; i++) {
+        const cs_bench_point *p = &r->points[i], *q = full_depth_of(r, p);
+        if (!q) continue;
+        if (!any++)
+            fprintf(f, "Clip-skip scaling (hidden output): p50 over the same batch's full-depth p50, "
+                       "against the ideal depth / %d; x ideal <= 1.05 is within 5%%.\n\n"
+                       "| batch | clip skip | depth | ideal | p50 / full | x ideal | device p50 / full | x ideal |\n"
+                       "|---:|---:|---:|---:|---:|---:|---:|---:|\n", r->info.n_layers);
+        const double ideal = (double)p->cost.depth / q->cost.depth, w = p->wall.p50 / q->wall.p50;
+        char dev[64] = "- | -";
+        if (p->dev.n && q->dev.n) {
+            const double d = p->dev.p50 / q->dev.p50;
+            snprintf(dev, sizeof dev, "%.3f | %.3f", d, d / ideal);
+        }
+        fprintf(f, "| %d | %d | %d | %.3f | %.3f | %.3f | %s |\n", p->batch, p->skip, p->cost.depth, ideal, w,
+                w / ideal, dev);
+    }
+    if (any) fprintf(f, "\n");
+}
+
 void cs_bench_print_markdown(const cs_bench_run *r, FILE *f) {
     print_header(r, f);
     fprintf(f, "| batch | clip skip | depth | outputs | p50 ms | p90 ms | p99 ms | device p50 ms | calls "
@@ -111,6 +146,7 @@ void cs_bench_print_markdown(const cs_bench_run *r, FILE *f) {
                 p->floor_s * 1e3, p->floor_fraction * 100.0);
     }
     fprintf(f, "\n");
+    print_scaling(r, f);
     if (r->tok.available)
         fprintf(f, "Tokenizer alone (%d built-in SD prompts): %.0f prompts/s first pass (empty merge "
                    "cache), %.0f prompts/s repeated.\n\n", r->tok.n_prompts, r->tok.cold_prompts_per_s,
@@ -143,7 +179,19 @@ static cJSON *stats_json(const cs_bench_stats *s) {
     return o;
 }
 
-static cJSON *point_json(const cs_bench_point *p, int have_peak) {
+/* vs_full_depth: the point's p50s over the full-depth point's, and the ideal depth ratio. */
+static cJSON *scaling_json(const cs_bench_run *r, const cs_bench_point *p) {
+    const cs_bench_point *q = full_depth_of(r, p);
+    if (!q) return cJSON_CreateNull();
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "ideal", (double)p->cost.depth / q->cost.depth);
+    cJSON_AddNumberToObject(o, "latency_p50", p->wall.p50 / q->wall.p50);
+    if (p->dev.n && q->dev.n) cJSON_AddNumberToObject(o, "device_p50", p->dev.p50 / q->dev.p50);
+    else cJSON_AddNullToObject(o, "device_p50");
+    return o;
+}
+
+static cJSON *point_json(const cs_bench_run *r, const cs_bench_point *p, int have_peak) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "variant", "clipskip");
     cJSON_AddNumberToObject(o, "batch", p->batch);
@@ -166,6 +214,7 @@ static cJSON *point_json(const cs_bench_point *p, int have_peak) {
         cJSON_AddNullToObject(o, "floor_fraction");
     }
     cJSON_AddNumberToObject(o, "activation_bytes", (double)p->act_bytes);
+    cJSON_AddItemToObject(o, "vs_full_depth", scaling_json(r, p));
     return o;
 }
 
@@ -259,7 +308,7 @@ static cJSON *run_json(const cs_bench_run *r) {
     cJSON_AddNumberToObject(mem, "activation_bytes", (double)r->mem_act);
     cJSON *pts = cJSON_AddArrayToObject(o, "points");
     for (int32_t i = 0; i < r->n_points; i++)
-        cJSON_AddItemToArray(pts, point_json(&r->points[i], r->peak_flops > 0));
+        cJSON_AddItemToArray(pts, point_json(r, &r->points[i], r->peak_flops > 0));
     cJSON_AddItemToObject(o, "text", text_json(r));
     return o;
 }

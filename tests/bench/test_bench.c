@@ -169,6 +169,40 @@ static void check_point(const cJSON *pt) {
     CHECK(cJSON_IsNull(cJSON_GetObjectItem(pt, "device_s"))); /* CPU: no device timer */
 }
 
+static double p50_of(const cJSON *pt) {
+    return cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(pt, "latency_s"), "p50"));
+}
+
+/* vs_full_depth: null for clip skip 1 and pooled points; else the depth ratio and the p50 over
+ * the same batch's clip-skip-1 hidden point. */
+static void check_scaling(const cJSON *pts) {
+    const cJSON *pt, *q;
+    int n = 0;
+    cJSON_ArrayForEach(pt, pts) {
+        const cJSON *v = cJSON_GetObjectItem(pt, "vs_full_depth");
+        const int skip = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(pt, "clip_skip"));
+        const int pooled = !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(pt, "outputs")), "hidden+pooled");
+        if (skip == 1 || pooled) {
+            CHECK(cJSON_IsNull(v));
+            continue;
+        }
+        const cJSON *full = NULL;
+        cJSON_ArrayForEach(q, pts) {
+            if (cJSON_GetNumberValue(cJSON_GetObjectItem(q, "batch")) == cJSON_GetNumberValue(cJSON_GetObjectItem(pt, "batch")) &&
+                cJSON_GetNumberValue(cJSON_GetObjectItem(q, "clip_skip")) == 1 &&
+                !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(q, "outputs")), "hidden"))
+                full = q;
+        }
+        CHECK(full && cJSON_IsObject(v));
+        if (!full || !v) continue;
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(v, "ideal")) == (4.0 - skip + 1) / 4.0);
+        CHECK(fabs(cJSON_GetNumberValue(cJSON_GetObjectItem(v, "latency_p50")) / (p50_of(pt) / p50_of(full)) - 1) < 1e-12);
+        CHECK(cJSON_IsNull(cJSON_GetObjectItem(v, "device_p50")));
+        n++;
+    }
+    CHECK(n == 2 * 3); /* batches x skips 2..4 */
+}
+
 static void test_program(const char *bin) {
     char dir[] = "/tmp/clipskip_test_bench_XXXXXX", cmd[2048], out[16384];
     REQUIRE(mkdtemp(dir));
@@ -178,6 +212,7 @@ static void test_program(const char *bin) {
     if (rc) fprintf(stderr, "%s\n", out);
     CHECK(rc == 0);
     CHECK(strstr(out, "| batch | clip skip |") && strstr(out, "| 2 | 4 | 4 | hidden+pooled |"));
+    CHECK(strstr(out, "Clip-skip scaling") && strstr(out, "| 2 | 4 | 1 | 0.250 | "));
     char path[256];
     snprintf(path, sizeof path, "%s/b.json", dir);
     char *js = slurp(path);
@@ -194,6 +229,7 @@ static void test_program(const char *bin) {
         CHECK(cJSON_GetArraySize(pts) == 2 * 4 * 2); /* batches x skips 1..4 x {hidden, +pooled} */
         const cJSON *pt;
         cJSON_ArrayForEach(pt, pts) check_point(pt);
+        check_scaling(pts);
     }
     cJSON_Delete(j);
     free(js);

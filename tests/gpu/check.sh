@@ -220,7 +220,9 @@ fi
 # kernel per run of layers for passes of <= 8 prompts): the batch-1 latency candidates;
 # overlap256 / overlap64: passes of 256 / 64 prompts whose downloads run under the next pass
 # (CLIPSKIP_CUDA_OVERLAP, CLIPSKIP_PASS_ROWS; 64 splits batch 256 into 4: the clip-skip goal's
-# fixed cost at large k is the download)
+# fixed cost at large k is the download); skips-f16-overlap64: batch 256 at clip skips 1, 2, 6
+# and 12 with f16 output and overlap64, whose clip-skip scaling table the summary prints with
+# the bench step's
 if ! want variants; then
     :
 elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
@@ -235,7 +237,7 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
     if [ "${CLIPSKIP_CUDA_WGMMA_WS:-}" = 0 ]; then WS=(); WSK=(); fi
     # all-candidates: every experiment at once (the ws tile only while it is usable), i.e. where
     # the defaults would be if each one is promoted
-    VS=(default all-candidates fused8-kchunk384 fused8-kchunk384-flow fused8 fused8-kchunk384-b1 fused8-kchunk384-b3 fused8-kchunk384-nopf "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 overlap64 cublaslt
+    VS=(default all-candidates fused8-kchunk384 fused8-kchunk384-flow fused8 fused8-kchunk384-b1 fused8-kchunk384-b3 fused8-kchunk384-nopf "${WS[@]}" pdl-kchunk384 kchunk384 pdl "${WSK[@]}" overlap256 overlap64 skips-f16-overlap64 cublaslt
         kchunk768 wgmma128x128k64p wgmma128x256k64p wgmma128x128k64 wgmma128x256k64 bigg)
     # the download variants were measured on the H100 (bench/RESULTS.md, run 3): on request
     [ -n "${CHECK_ALL_VARIANTS:-}" ] && VS+=(pageable staged f16out)
@@ -282,6 +284,11 @@ elif [ -x "$CLI" ] && [ "$(left)" -gt 70 ]; then
         bigg) # SDXL's second tower (32 layers of 1280, never timed on a GPU yet)
             run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]/vit-l/vit-bigg}" ;;
         f16out) run "variant $v" "$LOG/bench_gpu.log" 40 "$CLI" "${VB[@]}" --dtype f16 ;;
+        skips-f16-overlap64) # the clip-skip goal where its fixed cost is smallest: f16 output,
+            # each quarter's download under the next quarter's compute (its scaling table)
+            run "variant $v" "$LOG/bench_gpu.log" 40 env CLIPSKIP_CUDA_OVERLAP=1 CLIPSKIP_PASS_ROWS=64 \
+                "$CLI" bench --random vit-l --backend cuda --batch 256 --clip-skip 1,2,6,12 --seconds 0.3 \
+                --warmup 2 --no-text --quiet --dtype f16 ;;
         esac
     done
 else
@@ -299,6 +306,14 @@ want racecheck && sanitize racecheck 240
     if grep -q "^=== variant" "$LOG/bench_gpu.log" 2>/dev/null; then
         echo "### variants (batch, p50 ms, device p50 ms, prompts/s)"
         awk '/^=== variant/{v=$3; sub(":","",v)} /^\| [0-9]+ \| 1 \|/ && v!="" {print "| " v " | " $2 " | " $10 " | " $16 " | " $20 " |"}' "$LOG/bench_gpu.log"
+        echo
+    fi
+    if grep -q "^Clip-skip scaling" "$LOG/bench_gpu.log" 2>/dev/null; then
+        echo "### clip-skip scaling (step | batch | clip skip | depth | ideal | p50/full | x ideal | device p50/full | x ideal; goal x ideal <= 1.05)"
+        awk '/^=== /{v=$0; sub(/^=== /,"",v); sub(/:.*/,"",v); on=0}
+             /^Clip-skip scaling/{on=1; next}
+             on && !/^\|/ && !/^$/{on=0}
+             on && /^\| [0-9]/{print "| " v " " $0}' "$LOG/bench_gpu.log"
         echo
     fi
     if [ -f "$LOG/bench_kernels.log" ]; then
