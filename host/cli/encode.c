@@ -62,31 +62,33 @@ static int resolve_tower(const clipskip_model *m, const char *tower) {
     return (int)t;
 }
 
-/* A call over prompts i0..i0+n-1 failed on its text (the library names the prompt within the
- * call): name the first prompt that fails alone by where it came from (file and line) instead,
- * tokenizing it with each tower's cleanup, as the call did. */
-static void name_bad_prompt(const clipskip_model *m, const clipskip_encode_options *o,
-                            const cs_prompts *p, size_t i0, int32_t n) {
+/* Every prompt tokenized as the encode calls will (each tower's cleanup) before any is
+ * encoded, so a bad line fails at once, named by where it came from (FILE:LINE), not after
+ * the lines before it were encoded and by its index inside a call. */
+static clipskip_status check_prompts(const clipskip_model *m, const clipskip_encode_options *o,
+                                     const cs_prompts *p) {
     const clipskip_tokenizer *tok = clipskip_model_tokenizer(m);
     const int all = o->tower == CLIPSKIP_TOWER_ALL, t0 = all ? 0 : o->tower;
     const int t1 = all ? clipskip_model_n_towers(m) : o->tower + 1;
     int32_t ids[CLIPSKIP_CONTEXT];
     char where[600];
-    for (size_t i = i0; i < i0 + (size_t)n; i++)
-        for (int t = t0; t < t1; t++) {
-            clipskip_tower_info ti;
-            if (clipskip_model_tower_info(m, t, &ti)) return;
-            const clipskip_clean c = o->clean < 0 ? ti.default_clean : (clipskip_clean)o->clean;
-            if (clipskip_tokenize(tok, p->text[i], strlen(p->text[i]), c, ti.pad_id, ids, NULL)) {
+    for (int t = t0; t < t1; t++) {
+        clipskip_tower_info ti;
+        CS_TRY(clipskip_model_tower_info(m, t, &ti));
+        const clipskip_clean c = o->clean < 0 ? ti.default_clean : (clipskip_clean)o->clean;
+        for (size_t i = 0; i < p->n; i++) {
+            const clipskip_status st = clipskip_tokenize(tok, p->text[i], strlen(p->text[i]), c, ti.pad_id, ids, NULL);
+            if (st) {
                 cs_error_prefix("%s: ", cs_prompts_where(p, i, where, sizeof where));
-                return;
+                return st;
             }
         }
-    cs_error_prefix("in the batch of prompts %zu..%zu (counting from 0): ", i0, i0 + n - 1);
+    }
+    return CLIPSKIP_OK;
 }
 
 /* Encode all prompts in calls of a->batch rows, with progress on stderr for long inputs. */
-static clipskip_status encode_all(const clipskip_model *m, clipskip_encoder *enc, const cs_prompts *p,
+static clipskip_status encode_all(clipskip_encoder *enc, const cs_prompts *p,
                                   const clipskip_encode_options *o, const encode_args *a,
                                   cs_encode_result *r) {
     size_t esz = o->out_dtype == CLIPSKIP_DTYPE_F32 ? 4 : 2;
@@ -99,10 +101,10 @@ static clipskip_status encode_all(const clipskip_model *m, clipskip_encoder *enc
             r->embeds ? r->embeds + i * r->embeds_dim * esz : NULL};
         clipskip_status st = clipskip_encode_text(enc, (const char *const *)p->text + i, n, o,
                                                   &out, r->info + i);
-        if (st == CLIPSKIP_ERR_TEXT || st == CLIPSKIP_ERR_TOO_LARGE) name_bad_prompt(m, o, p, i, n);
-        else if (st != CLIPSKIP_OK)
+        if (st != CLIPSKIP_OK) {
             cs_error_prefix("in the batch of prompts %zu..%zu (counting from 0): ", i, i + n - 1);
-        if (st != CLIPSKIP_OK) return st;
+            return st;
+        }
         double now = cs_now();
         if (!a->quiet && (now - last > 2.0 || (i + n == p->n && now - t0 > 2.0))) {
             double rate = (double)(i + n) / (now - t0);
@@ -137,7 +139,8 @@ static int run(const encode_args *a, const cs_prompts *p) {
         rc = CS_EXIT_USAGE;
         goto done;
     }
-    clipskip_status st = clipskip_encoder_init(m, &ep, &enc);
+    clipskip_status st = check_prompts(m, &o, p); /* before the weights are prepared */
+    if (st == CLIPSKIP_OK) st = clipskip_encoder_init(m, &ep, &enc);
     if (st == CLIPSKIP_OK && a->out_dir) {
         cs_dataset_args da = {a->out_dir, a->file, a->input_format, a->field, a->column,
                               a->model ? a->model : "random", a->shard_size, a->shard_format == 1,
@@ -146,7 +149,7 @@ static int run(const encode_args *a, const cs_prompts *p) {
         goto done;
     }
     if (st == CLIPSKIP_OK) st = cs_encode_result_alloc(&r, m, &o, p->n);
-    if (st == CLIPSKIP_OK) st = encode_all(m, enc, p, &o, a, &r);
+    if (st == CLIPSKIP_OK) st = encode_all(enc, p, &o, a, &r);
     if (st == CLIPSKIP_OK)
         st = a->out ? cs_encode_write(a->out, &r, m, &o, p, a->quiet) : cs_encode_print(&r, &o, p);
     if (st != CLIPSKIP_OK) {

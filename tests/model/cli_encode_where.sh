@@ -1,6 +1,7 @@
 #!/bin/sh
 # clipskip encode names a bad or truncated prompt by where it came from: FILE:LINE for --file
-# and stdin, the row index for arguments; a batch that fails writes no --out file.
+# and stdin, the row index for arguments; a bad prompt fails the run before any is encoded
+# and leaves no --out file.
 set -u
 BIN=$1
 T=$(mktemp -d)
