@@ -264,7 +264,7 @@ static clipskip_status write_full_manifest(const cs_run *r, uint64_t n_shards) {
 /* ------------------------------------------------------------------ the encoder thread */
 
 typedef struct {
-    uint64_t records, rows, skipped, duplicates, shards, resumed;
+    uint64_t records, rows, skipped, duplicates, shards, resumed, truncated;
     double encode_s, write_s, waited_s, device_s, t0, last_report;
 } run_stats;
 
@@ -278,6 +278,7 @@ static void count_shard(run_stats *st, const cs_shard *s) {
     st->rows += (uint64_t)s->n_rows;
     st->skipped += (uint64_t)(s->n_records - s->n_rows);
     st->duplicates += (uint64_t)(s->n_rows - s->n_unique);
+    for (int i = 0; i < s->n_records; i++) st->truncated += s->truncated[i] > 0;
 }
 
 static void report_progress(run_stats *st, pipeline *p, int quiet) {
@@ -303,13 +304,14 @@ static void report_summary(const run_stats *st, const pipeline *p, const cs_data
     double wall = cs_now() - st->t0;
     fprintf(stderr,
             "clipskip encode: done: %llu records -> %llu rows in %llu shard%s under %s "
-            "(%llu resumed, %llu skipped, %llu duplicates encoded once)\n"
+            "(%llu resumed, %llu skipped, %llu duplicates encoded once, %llu truncated to 75 tokens: "
+            "column truncated of manifest.csv)\n"
             "clipskip encode: %.1f s, %.0f records/s; reader+tokenizer thread %.1f s, encode %.1f s%s, "
             "write %.1f s, encoder waited for input %.1f s (%s-bound)\n",
             (unsigned long long)st->records, (unsigned long long)st->rows,
             (unsigned long long)st->shards, st->shards == 1 ? "" : "s", a->dir,
             (unsigned long long)st->resumed, (unsigned long long)st->skipped,
-            (unsigned long long)st->duplicates, wall, (double)st->records / wall, p->host_s,
+            (unsigned long long)st->duplicates, (unsigned long long)st->truncated, wall, (double)st->records / wall, p->host_s,
             st->encode_s, st->device_s > 0 ? " (device)" : "", st->write_s, st->waited_s,
             st->waited_s > 0.5 * st->encode_s ? "host" : "encoder");
 }

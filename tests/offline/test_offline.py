@@ -276,6 +276,18 @@ def test_disk_full(tmp, caps_path, reference):
     check(p.returncode == 0 and a == b, "resume after a full disk: byte-identical to a clean run")
 
 
+def test_truncated(tmp):
+    """Prompts cut to 75 tokens are counted on stderr and marked in the manifest."""
+    path, out = os.path.join(tmp, "long.txt"), os.path.join(tmp, "long")
+    with open(path, "w") as f:
+        f.write("a cat\n" + "cat " * 100 + "\na dog\n")
+    p = run("--model", SD1, "--file", path, "--out-dir", out)
+    check(p.returncode == 0 and "1 truncated to 75 tokens" in p.stderr,
+          "the summary counts truncated records: " + p.stderr.strip()[-300:])
+    rows = [l.split(",") for l in manifest(out)[1:]]
+    check([r[5] for r in rows] == ["0", "25", "0"], "manifest truncated column: %s" % [r[5] for r in rows])
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="cs-offline-")
     try:
@@ -296,6 +308,7 @@ def main():
         test_sdxl(tmp, path, caps)
         test_unwritable(tmp, path)
         test_disk_full(tmp, path, ref)
+        test_truncated(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if FAILS:
