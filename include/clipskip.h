@@ -334,6 +334,41 @@ clipskip_status clipskip_encode_text(clipskip_encoder *enc, const char *const *t
                                      int32_t n_rows, const clipskip_encode_options *opt,
                                      clipskip_outputs *out, clipskip_token_info *info);
 
+/* How prompt text becomes token rows (SEMANTICS.md "Long prompts and emphasis"). */
+typedef enum {
+    CLIPSKIP_PROMPT_PLAIN = 0, /* the text as written, one 77-id row, truncated to 75 tokens
+                                  (HF transformers, diffusers): clipskip_encode_text */
+    CLIPSKIP_PROMPT_A1111 = 1  /* AUTOMATIC1111 webui 1.10: (x) x1.1, [x] /1.1, (x:W) xW, nesting
+                                  multiplies, \( \) \[ \] \\ literal, BREAK starts a chunk; any
+                                  length, in chunks of 75 tokens (cut after a comma among a full
+                                  chunk's last 20 tokens); "Original" emphasis */
+} clipskip_prompt_style;
+
+/* Chunks of 77 ids that text takes under style (1 for PLAIN), the most over the towers that
+ * opt->tower selects (each tokenizes with its own cleanup, opt->clean). Fails as the
+ * tokenizer does (invalid UTF-8, NUL, over CLIPSKIP_MAX_PROMPT_BYTES) and, for A1111, on a
+ * weight that is not a number ("(x:1.2.3)"), naming the byte. */
+clipskip_status clipskip_prompt_chunks(const clipskip_model *model, const char *text,
+                                       const clipskip_encode_options *opt,
+                                       clipskip_prompt_style style, int32_t *n_chunks);
+
+/* Encode B prompts under style, n_chunks chunks each: every prompt's chunks, then empty ones
+ * (BOS, EOS, padding: webui pads a batch so) up to n_chunks, each chunk encoded as its own
+ * sequence. A prompt that takes more than n_chunks fails the call with CLIPSKIP_ERR_TOO_LARGE
+ * (clipskip_prompt_chunks gives the count). Outputs:
+ *   hidden      (B, 77 * n_chunks, D): the chunks' hidden states one after another (webui's
+ *               torch.hstack); A1111: each chunk's rows multiplied by their tokens' weights,
+ *               then the chunk rescaled to its unweighted mean. webui takes that mean over the
+ *               whole batch tensor of the chunk; clipskip over each prompt's chunk (per tower
+ *               for TOWER_ALL), so a prompt's result never depends on its batch
+ *   pooled / text_embeds (B, D) / (B, E): from each prompt's first chunk, unweighted
+ * Row options (clip skip, final LN, per_row: one per prompt) apply to every chunk. PLAIN with
+ * n_chunks 1 is clipskip_encode_text. */
+clipskip_status clipskip_encode_prompts(clipskip_encoder *enc, const char *const *texts,
+                                        int32_t n, const clipskip_encode_options *opt,
+                                        clipskip_prompt_style style, int32_t n_chunks,
+                                        clipskip_outputs *out);
+
 /* Sizes of the outputs for these options: D of hidden, D of pooled, E (0 when absent). */
 clipskip_status clipskip_output_dims(const clipskip_model *model,
                                      const clipskip_encode_options *opt, int32_t *hidden_dim,
