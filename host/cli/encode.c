@@ -16,8 +16,10 @@ typedef struct {
     const char *out_dir, *input_format, *field, *column;
     int shard_size, shard_format, resume, on_error;
     int random, clip_skip, layer, final_ln, pooled, text_embeds, no_hidden, dtype, backend;
-    int batch, threads, clean, quiet;
+    int batch, threads, clean, quiet, syntax;
 } encode_args;
+
+static const char *const SYNTAX_NAMES[] = {"plain", "a1111"};
 
 static const char *DESCRIPTION =
     "Encode prompts (arguments, --file, or stdin one per line) with a CLIP text tower and\n"
@@ -64,25 +66,20 @@ static int resolve_tower(const clipskip_model *m, const char *tower) {
 
 /* Every prompt tokenized as the encode calls will (each tower's cleanup) before any is
  * encoded, so a bad line fails at once, named by where it came from (FILE:LINE), not after
- * the lines before it were encoded and by its index inside a call. */
+ * the lines before it were encoded and by its index inside a call. *chunks: the most 77-token
+ * chunks a prompt takes under the syntax (1 for plain), which every prompt's output gets. */
 static clipskip_status check_prompts(const clipskip_model *m, const clipskip_encode_options *o,
-                                     const cs_prompts *p) {
-    const clipskip_tokenizer *tok = clipskip_model_tokenizer(m);
-    const int all = o->tower == CLIPSKIP_TOWER_ALL, t0 = all ? 0 : o->tower;
-    const int t1 = all ? clipskip_model_n_towers(m) : o->tower + 1;
-    int32_t ids[CLIPSKIP_CONTEXT];
+                                     clipskip_prompt_style style, const cs_prompts *p, int32_t *chunks) {
     char where[600];
-    for (int t = t0; t < t1; t++) {
-        clipskip_tower_info ti;
-        CS_TRY(clipskip_model_tower_info(m, t, &ti));
-        const clipskip_clean c = o->clean < 0 ? ti.default_clean : (clipskip_clean)o->clean;
-        for (size_t i = 0; i < p->n; i++) {
-            const clipskip_status st = clipskip_tokenize(tok, p->text[i], strlen(p->text[i]), c, ti.pad_id, ids, NULL);
-            if (st) {
-                cs_error_prefix("%s: ", cs_prompts_where(p, i, where, sizeof where));
-                return st;
-            }
+    *chunks = 1;
+    for (size_t i = 0; i < p->n; i++) {
+        int32_t k;
+        const clipskip_status st = clipskip_prompt_chunks(m, p->text[i], o, style, &k);
+        if (st) {
+            cs_error_prefix("%s: ", cs_prompts_where(p, i, where, sizeof where));
+            return st;
         }
+        if (k > *chunks) *chunks = k;
     }
     return CLIPSKIP_OK;
 }
@@ -96,11 +93,13 @@ static clipskip_status encode_all(clipskip_encoder *enc, const cs_prompts *p,
     for (size_t i = 0; i < p->n; i += (size_t)a->batch) {
         int32_t n = (int32_t)(p->n - i < (size_t)a->batch ? p->n - i : (size_t)a->batch);
         clipskip_outputs out = {
-            r->hidden ? r->hidden + i * CLIPSKIP_CONTEXT * r->hidden_dim * esz : NULL,
+            r->hidden ? r->hidden + i * CLIPSKIP_CONTEXT * r->chunks * r->hidden_dim * esz : NULL,
             r->pooled ? r->pooled + i * r->pooled_dim * esz : NULL,
             r->embeds ? r->embeds + i * r->embeds_dim * esz : NULL};
-        clipskip_status st = clipskip_encode_text(enc, (const char *const *)p->text + i, n, o,
-                                                  &out, r->info + i);
+        const char *const *texts = (const char *const *)p->text + i;
+        clipskip_status st = a->syntax ? clipskip_encode_prompts(enc, texts, n, o, (clipskip_prompt_style)a->syntax,
+                                                                 r->chunks, &out)
+                                       : clipskip_encode_text(enc, texts, n, o, &out, r->info + i);
         if (st != CLIPSKIP_OK) {
             cs_error_prefix("in the batch of prompts %zu..%zu (counting from 0): ", i, i + n - 1);
             return st;
@@ -139,7 +138,8 @@ static int run(const encode_args *a, const cs_prompts *p) {
         rc = CS_EXIT_USAGE;
         goto done;
     }
-    clipskip_status st = check_prompts(m, &o, p); /* before the weights are prepared */
+    int32_t chunks = 1;
+    clipskip_status st = check_prompts(m, &o, (clipskip_prompt_style)a->syntax, p, &chunks); /* before the weights */
     if (st == CLIPSKIP_OK) st = clipskip_encoder_init(m, &ep, &enc);
     if (st == CLIPSKIP_OK && a->out_dir) {
         cs_dataset_args da = {a->out_dir, a->file, a->input_format, a->field, a->column,
@@ -148,7 +148,7 @@ static int run(const encode_args *a, const cs_prompts *p) {
         rc = cs_encode_dataset(&da, m, enc, &o);
         goto done;
     }
-    if (st == CLIPSKIP_OK) st = cs_encode_result_alloc(&r, m, &o, p->n);
+    if (st == CLIPSKIP_OK) st = cs_encode_result_alloc(&r, m, &o, p->n, chunks, SYNTAX_NAMES[a->syntax]);
     if (st == CLIPSKIP_OK) st = encode_all(enc, p, &o, a, &r);
     if (st == CLIPSKIP_OK)
         st = a->out ? cs_encode_write(a->out, &r, m, &o, p, a->quiet) : cs_encode_print(&r, &o, p);
@@ -193,6 +193,7 @@ int cs_cmd_encode(int argc, char **argv) {
         {"backend", CS_OPT_CHOICE, &a.backend, 0, "compute backend (auto = CUDA when usable)", CS_BACKEND_CHOICES, 0, 0},
         {"batch", CS_OPT_INT, &a.batch, "N", "prompts per encode call", 0, 1, 1 << 20},
         {"threads", CS_OPT_INT, &a.threads, "N", "CPU threads (0 = all cores)", 0, 0, 4096},
+        {"syntax", CS_OPT_CHOICE, &a.syntax, 0, "plain: as written, 75 tokens (HF, diffusers); a1111: webui's (x) [x] (x:1.2) BREAK emphasis, chunks of 75 tokens, hidden (B, 77 x chunks, D)", "plain|a1111", 0, 0},
         {"clean", CS_OPT_CHOICE, &a.clean, 0, "text cleanup: HF CLIPTokenizer+ftfy, open_clip (+html unescape), HF fast (no ftfy)", "default|hf|openclip|hf-fast", 0, 0},
         {"quiet", CS_OPT_FLAG, &a.quiet, 0, "no progress or report on stderr", 0, 0, 0},
         {0},
@@ -204,6 +205,10 @@ int cs_cmd_encode(int argc, char **argv) {
         if (a.no_hidden && !a.pooled && !a.text_embeds) {
             fprintf(stderr, "clipskip encode: --no-hidden leaves nothing to output: add --pooled "
                             "or --text-embeds\n");
+            rc = CS_EXIT_USAGE;
+        } else if (a.out_dir && a.syntax) {
+            fprintf(stderr, "clipskip encode: --syntax %s is not available in dataset mode (--out-dir) yet: "
+                            "its shards hold 77 tokens a row\n", SYNTAX_NAMES[a.syntax]);
             rc = CS_EXIT_USAGE;
         } else if (a.out_dir && (n_pos > 0 || a.out)) {
             fprintf(stderr, "clipskip encode: --out-dir reads its captions from --file or stdin "

@@ -13,15 +13,18 @@
 #define CS_META_PROMPTS_MAX (1u << 20) /* prompts go into metadata up to 1 MB of JSON */
 
 clipskip_status cs_encode_result_alloc(cs_encode_result *r, const clipskip_model *m,
-                                       const clipskip_encode_options *o, size_t n) {
+                                       const clipskip_encode_options *o, size_t n, int32_t chunks,
+                                       const char *syntax) {
     memset(r, 0, sizeof *r);
+    r->chunks = chunks;
+    r->syntax = syntax;
     CS_TRY(clipskip_output_dims(m, o, &r->hidden_dim, &r->pooled_dim, &r->embeds_dim));
     size_t esz = o->out_dtype == CLIPSKIP_DTYPE_F32 ? 4 : 2;
     r->n = n;
     r->info = cs_calloc(n, sizeof *r->info);
     if (!r->info) return CLIPSKIP_ERR_NOMEM;
     if ((o->outputs & CLIPSKIP_OUT_HIDDEN) &&
-        !(r->hidden = cs_malloc(n * CLIPSKIP_CONTEXT * r->hidden_dim * esz)))
+        !(r->hidden = cs_malloc(n * CLIPSKIP_CONTEXT * (size_t)chunks * r->hidden_dim * esz)))
         return CLIPSKIP_ERR_NOMEM;
     if ((o->outputs & CLIPSKIP_OUT_POOLED) && !(r->pooled = cs_malloc(n * r->pooled_dim * esz)))
         return CLIPSKIP_ERR_NOMEM;
@@ -86,17 +89,18 @@ static clipskip_status write_safetensors(const char *path, const cs_encode_resul
     cs_st_out_tensor t[3];
     int nt = 0;
     int64_t n = (int64_t)r->n;
-    if (r->hidden) t[nt++] = (cs_st_out_tensor){"hidden_states", o->out_dtype, 3, {n, CLIPSKIP_CONTEXT, r->hidden_dim}, r->hidden};
+    if (r->hidden) t[nt++] = (cs_st_out_tensor){"hidden_states", o->out_dtype, 3, {n, (int64_t)CLIPSKIP_CONTEXT * r->chunks, r->hidden_dim}, r->hidden};
     if (r->pooled) t[nt++] = (cs_st_out_tensor){"pooled", o->out_dtype, 2, {n, r->pooled_dim}, r->pooled};
     if (r->embeds) t[nt++] = (cs_st_out_tensor){"text_embeds", o->out_dtype, 2, {n, r->embeds_dim}, r->embeds};
-    char skip[64], lns[64], tower[32], truncated[32];
+    char skip[64], lns[64], tower[32], truncated[32], chunks[32];
     long n_trunc = 0;
     for (size_t i = 0; i < r->n; i++) n_trunc += r->info[i].truncated > 0;
     used_options(m, o, skip, lns, sizeof skip);
     snprintf(tower, sizeof tower, "%d", o->tower);
     snprintf(truncated, sizeof truncated, "%ld", n_trunc);
+    snprintf(chunks, sizeof chunks, "%d", r->chunks);
     char *pj = prompts_json(p);
-    cs_st_meta meta[10];
+    cs_st_meta meta[12];
     int nm = 0;
     meta_add(meta, &nm, "format", "clipskip");
     meta_add(meta, &nm, "clipskip_version", clipskip_version());
@@ -106,6 +110,8 @@ static clipskip_status write_safetensors(const char *path, const cs_encode_resul
     meta_add(meta, &nm, "final_ln", lns);
     meta_add(meta, &nm, "tower", o->tower == CLIPSKIP_TOWER_ALL ? "all" : tower);
     meta_add(meta, &nm, "prompts_truncated", truncated);
+    meta_add(meta, &nm, "syntax", r->syntax);
+    meta_add(meta, &nm, "chunks", chunks);
     if (pj) meta_add(meta, &nm, "prompts", pj);
     clipskip_status st = cs_st_write(path, t, nt, meta, nm);
     cJSON_free(pj);
@@ -122,7 +128,7 @@ static clipskip_status write_npy(const char *path, const cs_encode_result *r,
     int64_t n = (int64_t)r->n;
     clipskip_status st = CLIPSKIP_OK;
     if (r->hidden) {
-        int64_t shape[3] = {n, CLIPSKIP_CONTEXT, r->hidden_dim};
+        int64_t shape[3] = {n, (int64_t)CLIPSKIP_CONTEXT * r->chunks, r->hidden_dim};
         st = cs_npy_write(first, r->hidden, o->out_dtype, 3, shape);
         first = NULL;
     }
@@ -174,12 +180,16 @@ clipskip_status cs_encode_print(const cs_encode_result *r, const clipskip_encode
     char shape[64];
     for (size_t i = 0; i < r->n; i++) {
         const clipskip_token_info *in = &r->info[i];
-        printf("prompt %zu: \"%.60s%s\" tokens %d, eos at %d%s\n", i, p->text[i],
-               strlen(p->text[i]) > 60 ? "..." : "", in->n_tokens, in->eos_pos,
-               in->truncated ? " (TRUNCATED)" : "");
+        if (r->chunks == 1 && !strcmp(r->syntax, "plain"))
+            printf("prompt %zu: \"%.60s%s\" tokens %d, eos at %d%s\n", i, p->text[i],
+                   strlen(p->text[i]) > 60 ? "..." : "", in->n_tokens, in->eos_pos,
+                   in->truncated ? " (TRUNCATED)" : "");
+        else
+            printf("prompt %zu: \"%.60s%s\" %s syntax, %d chunk%s of 77 tokens\n", i, p->text[i],
+                   strlen(p->text[i]) > 60 ? "..." : "", r->syntax, r->chunks, r->chunks == 1 ? "" : "s");
         if (r->hidden) {
-            size_t n = (size_t)CLIPSKIP_CONTEXT * r->hidden_dim;
-            snprintf(shape, sizeof shape, "(77, %d)", r->hidden_dim);
+            size_t n = (size_t)CLIPSKIP_CONTEXT * r->chunks * r->hidden_dim;
+            snprintf(shape, sizeof shape, "(%d, %d)", CLIPSKIP_CONTEXT * r->chunks, r->hidden_dim);
             print_vec("hidden_states", r->hidden, i * n, n, shape, o->out_dtype);
         }
         if (r->pooled) {
