@@ -3,6 +3,7 @@
 #include "cmds.h"
 #include "dataset.h"
 #include "opts.h"
+#include "prompt_a1111.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -10,7 +11,7 @@
 #include <string.h>
 
 typedef struct {
-    int clean, pad, pad_family, json, raw;
+    int clean, pad, pad_family, json, raw, syntax;
     const char *file, *vocab;
 } tok_args;
 
@@ -33,10 +34,41 @@ static void print_json(cJSON *o) {
     cJSON_Delete(o);
 }
 
+/* --syntax a1111: the chunks of 77 ids one after another on one line, or in JSON the chunks
+ * with each position's weight. */
+static int one_a1111(const clipskip_tokenizer *tok, const tok_args *a, const char *text, size_t len,
+                     const char *where, int32_t pad) {
+    cs_chunks c;
+    if (cs_a1111_chunks(tok, (clipskip_clean)a->clean, pad, text, len, &c) != CLIPSKIP_OK) {
+        fprintf(stderr, "clipskip tokenize: %s: %s\n", where, clipskip_last_error());
+        return 1;
+    }
+    const size_t n = (size_t)c.n_chunks * CLIPSKIP_CONTEXT;
+    if (a->json) {
+        cJSON *o = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(o, "ids"),
+              *w = cJSON_AddArrayToObject(o, "weights");
+        for (int32_t k = 0; k < c.n_chunks; k++) {
+            cJSON_AddItemToArray(ids, ids_json(c.ids + (size_t)k * CLIPSKIP_CONTEXT, CLIPSKIP_CONTEXT));
+            cJSON *wk = cJSON_CreateArray();
+            for (int i = 0; i < CLIPSKIP_CONTEXT; i++)
+                cJSON_AddItemToArray(wk, cJSON_CreateNumber(c.mult[(size_t)k * CLIPSKIP_CONTEXT + i]));
+            cJSON_AddItemToArray(w, wk);
+        }
+        cJSON_AddNumberToObject(o, "chunks", c.n_chunks);
+        print_json(o);
+    } else {
+        for (size_t i = 0; i < n; i++) printf(i ? " %d" : "%d", c.ids[i]);
+        putchar('\n');
+    }
+    cs_chunks_free(&c);
+    return 0;
+}
+
 /* One prompt; returns 0 on success, 1 after printing the error. */
 static int one(const clipskip_tokenizer *tok, const tok_args *a, const char *text, size_t len,
                const char *where) {
     int32_t pad = a->pad >= 0 ? a->pad : a->pad_family == 0 ? CLIPSKIP_EOS : 0;
+    if (a->syntax) return one_a1111(tok, a, text, len, where, pad);
     if (a->raw) {
         size_t n = 0;
         clipskip_status st = clipskip_tokenize_raw(tok, text, len, (clipskip_clean)a->clean, NULL, 0, &n);
@@ -121,6 +153,8 @@ int cs_cmd_tokenize(int argc, char **argv) {
          "n_tokens, truncated", NULL, 0, 0},
         {"raw", CS_OPT_FLAG, &a.raw, NULL, "the whole id stream without BOS/EOS/padding or truncation",
          NULL, 0, 0},
+        {"syntax", CS_OPT_CHOICE, &a.syntax, NULL, "plain, or a1111: webui's emphasis and BREAK, every "
+         "chunk of 77 ids (JSON: ids and weights per chunk)", "plain|a1111", 0, 0},
         {NULL, 0, NULL, NULL, NULL, NULL, 0, 0},
     };
     const cs_cli cli = {
@@ -135,6 +169,11 @@ int cs_cmd_tokenize(int argc, char **argv) {
     if (rc >= 0) {
         free(pos);
         return rc;
+    }
+    if (a.syntax && a.raw) {
+        fprintf(stderr, "clipskip tokenize: --raw and --syntax a1111 do not combine\n");
+        free(pos);
+        return CS_EXIT_USAGE;
     }
     if (n_pos == 0 && !a.file) {
         fprintf(stderr, "clipskip tokenize: give prompts, --file FILE, or - to read stdin "

@@ -5,6 +5,7 @@
  * truncation count and EOS position agree; a second call (cached words) gives the same ids;
  * decode accepts the ids. */
 #include "clipskip.h"
+#include "prompt_a1111.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,35 @@ static int valid_utf8_no_nul(const uint8_t *s, size_t n) {
         i += len;
     }
     return 1;
+}
+
+/* The A1111 chunks of valid text: only a weight that is not a number fails; every chunk is
+ * BOS, ids in range, an EOS; without syntax characters, BREAK or an in-text EOS, the chunks'
+ * tokens in order are the raw ids (the comma backtrack moves tokens, never drops them). */
+static void check_a1111(const char *text, size_t len, clipskip_clean mode, int32_t pad, const int32_t *raw, size_t n) {
+    cs_chunks c;
+    clipskip_status st = cs_a1111_chunks(TOK, mode, pad, text, len, &c);
+    if (st != CLIPSKIP_OK) {
+        if (st != CLIPSKIP_ERR_TEXT || !strstr(clipskip_last_error(), "is not a number"))
+            FAIL("a1111: %s: %s", clipskip_status_str(st), clipskip_last_error());
+        return;
+    }
+    int plain = !memchr(text, 'B', len);
+    for (size_t i = 0; i < len; i++) plain &= !strchr("()[]\\:", text[i]) || !text[i];
+    for (size_t i = 0; i < n; i++) plain &= raw[i] != CLIPSKIP_EOS;
+    size_t k = 0;
+    for (int32_t ch = 0; ch < c.n_chunks; ch++) {
+        const int32_t *ids = c.ids + (size_t)ch * 77;
+        if (ids[0] != CLIPSKIP_BOS) FAIL("a1111: chunk %d has no BOS", ch);
+        int p = 1;
+        for (; p < 77 && ids[p] != CLIPSKIP_EOS; p++) {
+            if (ids[p] < 0 || ids[p] >= CLIPSKIP_VOCAB) FAIL("a1111: id %d", ids[p]);
+            if (plain && (k >= n || raw[k++] != ids[p])) FAIL("a1111: chunk tokens are not the raw ids");
+        }
+        if (p == 77) FAIL("a1111: chunk %d has no EOS", ch);
+    }
+    if (plain && k != n) FAIL("a1111: %zu of %zu raw ids in the chunks", k, n);
+    cs_chunks_free(&c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -78,6 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char buf[256];
     size_t dl;
     if (clipskip_decode(TOK, ids, n, buf, sizeof buf, &dl) != CLIPSKIP_OK) FAIL("decode: %s", clipskip_last_error());
+    check_a1111(text, len, mode, pad, ids, n);
     free(ids);
     free(again);
     return 0;

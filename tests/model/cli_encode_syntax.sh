@@ -1,7 +1,7 @@
 #!/bin/sh
 # clipskip encode --syntax a1111: hidden states of 77 x chunks tokens a prompt (the most any
 # prompt of the run takes), recorded in the metadata; a bad weight fails naming the prompt's
-# line; dataset mode refuses the option. Needs python3 to read the file header.
+# line; dataset mode refuses the option; tokenize shows the chunks. Needs python3.
 set -u
 BIN=$1
 command -v python3 >/dev/null || { echo "SKIPPED: no python3"; exit 77; }
@@ -29,5 +29,10 @@ grep -q "bad.txt:2: prompt weight '1.2.3' at byte 3 is not a number" "$T/e" || {
 "$BIN" encode --random tiny --syntax a1111 --out-dir "$T/ds" --file "$T/bad.txt" 2>"$T/e"
 rc=$?
 [ $rc = 2 ] && grep -q "not available in dataset mode" "$T/e" || { echo "FAIL: dataset mode rc=$rc: $(cat "$T/e")"; fail=1; }
+# tokenize shows the chunks: 2 x 77 ids on one line; JSON with each position's weight
+n=$("$BIN" tokenize --syntax a1111 "a cat BREAK a dog" | wc -w)
+[ "$n" = 154 ] || { echo "FAIL: tokenize --syntax a1111 printed $n ids, expected 154"; fail=1; }
+got=$("$BIN" tokenize --syntax a1111 --json "(cat:1.5)" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["chunks"], d["ids"][0][1], d["weights"][0][1])')
+[ "$got" = "1 2368 1.5" ] || { echo "FAIL: tokenize --syntax a1111 --json: $got"; fail=1; }
 [ $fail -eq 0 ] && echo "cli_encode_syntax: all checks passed"
 exit $fail
