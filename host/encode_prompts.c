@@ -78,25 +78,6 @@ static clipskip_status tower_rows(const clipskip_model *m, int t, const clipskip
     return CLIPSKIP_OK;
 }
 
-/* webui's "Original" emphasis on one chunk of one tower: z (77 rows of width d, stride ld)
- * times each row's weight, then times (mean before / mean after). */
-static void emphasize(float *z, size_t ld, int32_t d, const float *w) {
-    int any = 0;
-    for (int p = 0; p < CLIPSKIP_CONTEXT; p++) any |= w[p] != 1.0f;
-    if (!any) return; /* x 1 and a mean ratio of exactly 1: the same bits */
-    double before = 0, after = 0;
-    for (int p = 0; p < CLIPSKIP_CONTEXT; p++)
-        for (int32_t j = 0; j < d; j++) {
-            float *x = &z[p * ld + j];
-            before += *x;
-            *x *= w[p];
-            after += *x;
-        }
-    const float s = (float)(before / after);
-    for (int p = 0; p < CLIPSKIP_CONTEXT; p++)
-        for (int32_t j = 0; j < d; j++) z[p * ld + j] *= s;
-}
-
 /* From row i * nc of src (rows of w floats) to row i of dst, in dtype dt. */
 static void first_chunks(void *dst, const float *src, int32_t n, int32_t nc, int32_t w, clipskip_dtype dt) {
     for (int32_t i = 0; i < n; i++)
@@ -152,7 +133,7 @@ static clipskip_status encode_a1111(clipskip_encoder *e, const char *const *text
         for (int t = t0; t < t1; t++) {
             const int32_t d = m->towers[t].info.d_model;
             for (size_t r = 0; r < rows; r++)
-                emphasize(b->hidden + r * CLIPSKIP_CONTEXT * dh + col, (size_t)dh, d,
+                cs_a1111_emphasize(b->hidden + r * CLIPSKIP_CONTEXT * dh + col, (size_t)dh, d,
                           b->mult[t - t0] + r * CLIPSKIP_CONTEXT);
             col += d;
         }

@@ -327,3 +327,24 @@ clipskip_status cs_a1111_chunks(const clipskip_tokenizer *tok, clipskip_clean cl
     if (st != CLIPSKIP_OK) cs_chunks_free(c);
     return st;
 }
+
+/* ------------------------------------------------------------------ emphasis */
+
+/* webui's "Original" emphasis on one chunk of one tower: z (77 rows of width d, stride ld)
+ * times each row's weight, then times (mean before / mean after). */
+void cs_a1111_emphasize(float *z, size_t ld, int32_t d, const float *w) {
+    int any = 0;
+    for (int p = 0; p < CLIPSKIP_CONTEXT; p++) any |= w[p] != 1.0f;
+    if (!any) return; /* x 1 and a mean ratio of exactly 1: the same bits */
+    double before = 0, after = 0;
+    for (int p = 0; p < CLIPSKIP_CONTEXT; p++)
+        for (int32_t j = 0; j < d; j++) {
+            float *x = &z[p * ld + j];
+            before += *x;
+            *x *= w[p];
+            after += *x;
+        }
+    const float s = (float)(before / after);
+    for (int p = 0; p < CLIPSKIP_CONTEXT; p++)
+        for (int32_t j = 0; j < d; j++) z[p * ld + j] *= s;
+}

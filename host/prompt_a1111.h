@@ -33,4 +33,9 @@ clipskip_status cs_a1111_chunks(const clipskip_tokenizer *tok, clipskip_clean cl
                                 const char *text, size_t len, cs_chunks *out);
 void cs_chunks_free(cs_chunks *c);
 
+/* webui's "Original" emphasis on one chunk of one tower: the 77 rows of z (width d, row stride
+ * ld floats) times their weights w, then all times (mean before) / (mean after), the means
+ * over the chunk's 77 x d values. All weights 1: z unchanged. */
+void cs_a1111_emphasize(float *z, size_t ld, int32_t d, const float *w);
+
 #endif

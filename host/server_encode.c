@@ -4,6 +4,7 @@
 #include "server_internal.h"
 
 #include "internal.h"
+#include "prompt_a1111.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -18,6 +19,10 @@ typedef enum { FMT_JSON, FMT_NPY, FMT_ST } out_format;
 
 typedef struct cs_encode_req {
     int32_t n;                          /* inputs */
+    int32_t chunks, rows;               /* 77-id chunks per input (syntax a1111; else 1), n x chunks */
+    int a1111;                          /* syntax a1111: rows are chunks, run in f32, weighted after */
+    clipskip_dtype reply_dtype;         /* a1111: the dtype asked (dtype below is F32 until the reply) */
+    float *mult[CS_JOB_MAX_TOWERS];     /* a1111: (rows, 77) weights per tower */
     int is_text;
     const char **texts;                 /* (n) into the parsed JSON (text inputs) */
     cJSON *json;
@@ -28,9 +33,9 @@ typedef struct cs_encode_req {
     int32_t tower, clean;
     out_format format;
     int32_t hidden_dim, pooled_dim, embeds_dim;
-    int32_t *ids[CS_JOB_MAX_TOWERS];    /* (n, 77) per tower of the range */
+    int32_t *ids[CS_JOB_MAX_TOWERS];    /* (rows, 77) per tower of the range */
     clipskip_token_info *info;          /* (n) text inputs, last tower */
-    char *hidden, *pooled, *embeds;     /* (n, 77, Dh), (n, Dp), (n, E): the reply's arrays */
+    char *hidden, *pooled, *embeds;     /* (rows, 77, Dh), (rows, Dp), (rows, E): the reply's arrays */
     int32_t *miss;                      /* (n_miss) rows the backend fills */
     int32_t n_miss;
     int32_t *miss_ids[CS_JOB_MAX_TOWERS]; /* (n_miss, 77) */
@@ -45,7 +50,7 @@ typedef struct cs_encode_req {
 void cs_encode_req_free(cs_encode_req *e) {
     if (!e) return;
     cJSON_Delete(e->json);
-    for (int k = 0; k < CS_JOB_MAX_TOWERS; k++) free(e->ids[k]), free(e->miss_ids[k]);
+    for (int k = 0; k < CS_JOB_MAX_TOWERS; k++) free(e->ids[k]), free(e->miss_ids[k]), free(e->mult[k]);
     free(e->texts), free(e->info), free(e->hidden), free(e->pooled), free(e->embeds);
     free(e->miss), free(e->keys), free(e->hashes);
     free(e);
@@ -196,6 +201,16 @@ static int parse_format(const cJSON *root, cs_encode_req *e, verr *v) {
     return 0;
 }
 
+static int parse_syntax(const cJSON *root, cs_encode_req *e, verr *v) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, "syntax");
+    e->a1111 = 0;
+    if (!x || cJSON_IsNull(x)) return 0;
+    int i = cJSON_IsString(x) ? choice("plain|a1111", x->valuestring) : -1;
+    if (i < 0) return bad(v, "syntax: expected \"plain\" or \"a1111\"");
+    e->a1111 = i == 1;
+    return 0;
+}
+
 /* One list of exactly 77 ids within the vocabulary. */
 static int parse_id_row(const cJSON *row, int i, int32_t vocab, int32_t *dst, verr *v) {
     if (!cJSON_IsArray(row) && i == 0) /* the first input sets the kind of all */
@@ -240,8 +255,57 @@ static int parse_inputs(const cs_server *s, cJSON *root, cs_encode_req *e, verr 
     return 0;
 }
 
+#define SERVER_MAX_CHUNKS 64 /* 77-id chunks per a1111 input (4,800 tokens) */
+
+/* syntax a1111: each input's chunks for every tower, then rows of n x chunks (the most any
+ * input takes; empty chunks after the shorter ones) with their weights. */
+static int make_chunks(const cs_server *s, cs_encode_req *e, verr *v) {
+    const int nt = e->t1 - e->t0;
+    cs_chunks *c = calloc((size_t)e->n * nt, sizeof *c);
+    if (!c) return bad(v, "out of memory");
+    int rc = 0;
+    e->chunks = 1;
+    for (int k = 0; !rc && k < nt; k++) {
+        const clipskip_tower_info *in = &s->info[e->t0 + k];
+        const clipskip_clean clean = e->clean >= 0 ? (clipskip_clean)e->clean : in->default_clean;
+        for (int32_t i = 0; !rc && i < e->n; i++) {
+            cs_chunks *ci = &c[(size_t)k * e->n + i];
+            if (cs_a1111_chunks(s->tok, clean, in->pad_id, e->texts[i], strlen(e->texts[i]), ci))
+                rc = bad(v, "inputs[%d]: %s", i, clipskip_last_error());
+            else if (ci->n_chunks > SERVER_MAX_CHUNKS)
+                rc = bad(v, "inputs[%d]: %d chunks of 75 tokens, more than the %d a request may take", i,
+                         ci->n_chunks, SERVER_MAX_CHUNKS);
+            else if (ci->n_chunks > e->chunks) e->chunks = ci->n_chunks;
+        }
+    }
+    e->rows = e->n * e->chunks;
+    const size_t row = CLIPSKIP_CONTEXT, all = (size_t)e->rows * row;
+    for (int k = 0; !rc && k < nt; k++) {
+        const int32_t pad = s->info[e->t0 + k].pad_id;
+        if (!(e->ids[k] = malloc(all * sizeof(int32_t))) || !(e->mult[k] = malloc(all * sizeof(float)))) {
+            rc = bad(v, "out of memory");
+            break;
+        }
+        for (size_t r = 0; r < all; r++) { /* empty chunks, then each input's own over them */
+            const size_t p = r % row;
+            e->ids[k][r] = p == 0 ? CLIPSKIP_BOS : p == 1 ? CLIPSKIP_EOS : pad;
+            e->mult[k][r] = 1.0f;
+        }
+        for (int32_t i = 0; i < e->n; i++) {
+            const cs_chunks *ci = &c[(size_t)k * e->n + i];
+            memcpy(e->ids[k] + (size_t)i * e->chunks * row, ci->ids, (size_t)ci->n_chunks * row * sizeof(int32_t));
+            memcpy(e->mult[k] + (size_t)i * e->chunks * row, ci->mult, (size_t)ci->n_chunks * row * sizeof(float));
+        }
+    }
+    for (size_t i = 0; i < (size_t)e->n * nt; i++) cs_chunks_free(&c[i]);
+    free(c);
+    return rc;
+}
+
 /* Token ids of every input for every tower of the range (each tower its pad id / cleanup). */
 static int make_ids(const cs_server *s, cs_encode_req *e, verr *v) {
+    e->chunks = 1, e->rows = e->n;
+    if (e->a1111) return make_chunks(s, e, v);
     size_t bytes = (size_t)e->n * CLIPSKIP_CONTEXT * sizeof(int32_t);
     if (e->is_text && !s->tok) return bad(v, "inputs: this model has no tokenizer; send token ids");
     if (e->is_text && !(e->info = calloc((size_t)e->n, sizeof *e->info))) return bad(v, "out of memory");
@@ -269,7 +333,7 @@ static int make_ids(const cs_server *s, cs_encode_req *e, verr *v) {
 static size_t esz_of(const cs_encode_req *e) { return cs_dtype_size(e->dtype); }
 
 static int alloc_results(cs_encode_req *e) {
-    size_t n = (size_t)e->n, esz = esz_of(e);
+    size_t n = (size_t)e->rows, esz = esz_of(e);
     if ((e->outputs & CLIPSKIP_OUT_HIDDEN) && !(e->hidden = malloc(n * CLIPSKIP_CONTEXT * e->hidden_dim * esz))) return -1;
     if ((e->outputs & CLIPSKIP_OUT_POOLED) && !(e->pooled = malloc(n * e->pooled_dim * esz))) return -1;
     if ((e->outputs & CLIPSKIP_OUT_TEXT_EMBEDS) && !(e->embeds = malloc(n * e->embeds_dim * esz))) return -1;
@@ -304,11 +368,11 @@ static const int32_t *row_key(cs_encode_req *e, int32_t i) {
 static int cache_lookup(cs_server *s, cs_encode_req *e) {
     int use = s->p.cache_bytes > 0;
     e->key_ints = KEY_HEAD + (size_t)(e->t1 - e->t0) * CLIPSKIP_CONTEXT;
-    if (use && (!(e->keys = malloc((size_t)e->n * e->key_ints * sizeof(int32_t))) ||
-                !(e->hashes = malloc((size_t)e->n * sizeof *e->hashes))))
+    if (use && (!(e->keys = malloc((size_t)e->rows * e->key_ints * sizeof(int32_t))) ||
+                !(e->hashes = malloc((size_t)e->rows * sizeof *e->hashes))))
         return -1;
     e->n_miss = 0;
-    for (int32_t i = 0; i < e->n; i++) {
+    for (int32_t i = 0; i < e->rows; i++) {
         cs_cache_part parts[3];
         int np = row_parts(e, i, parts);
         if (use) {
@@ -341,7 +405,7 @@ static int build_job(cs_encode_req *e) {
     memset(j, 0, sizeof *j);
     j->n_rows = e->n_miss;
     for (int k = 0; k < e->t1 - e->t0; k++) {
-        if (e->n_miss == e->n) {
+        if (e->n_miss == e->rows) {
             j->ids[k] = e->ids[k];
             continue;
         }
@@ -351,10 +415,45 @@ static int build_job(cs_encode_req *e) {
             memcpy(e->miss_ids[k] + (size_t)m * CLIPSKIP_CONTEXT, e->ids[k] + (size_t)e->miss[m] * CLIPSKIP_CONTEXT, row);
         j->ids[k] = e->miss_ids[k];
     }
-    j->map = e->n_miss == e->n ? NULL : e->miss;
+    j->map = e->n_miss == e->rows ? NULL : e->miss;
     j->row = e->row, j->outputs = e->outputs, j->dtype = e->dtype, j->tower = e->tower;
     j->hidden = e->hidden, j->pooled = e->pooled, j->embeds = e->embeds;
     return 0;
+}
+
+/* ------------------------------------------------------------------ syntax a1111 */
+
+/* Rows 0, c, 2c, ... of (rows, w) floats to rows 0, 1, 2, ... */
+static void first_chunk_rows(char *p, int32_t n, int32_t c, int32_t w) {
+    for (int32_t i = 1; p && i < n; i++)
+        memmove(p + (size_t)i * w * 4, p + (size_t)i * c * w * 4, (size_t)w * 4);
+}
+
+/* n f32 values to dtype dt in place (f16 is smaller: front to back overwrites only what was read). */
+static void f32_in_place(char *p, size_t n, clipskip_dtype dt) {
+    for (size_t i = 0; p && dt == CLIPSKIP_DTYPE_F16 && i < n; i++) {
+        float f;
+        memcpy(&f, p + 4 * i, 4);
+        const uint16_t h = cs_f32_to_f16(f);
+        memcpy(p + 2 * i, &h, 2);
+    }
+}
+
+/* Once the rows are in (f32; the cache holds them unweighted): each chunk weighted per tower,
+ * pooled / text_embeds of each input's first chunk moved to its row, all in the dtype asked. */
+static void a1111_finish(const cs_server *s, cs_encode_req *e) {
+    if (!e->a1111) return;
+    const size_t row = (size_t)CLIPSKIP_CONTEXT * e->hidden_dim;
+    for (int32_t k = 0, col = 0; e->hidden && k < e->t1 - e->t0; col += s->info[e->t0 + k].d_model, k++)
+        for (int32_t r = 0; r < e->rows; r++)
+            cs_a1111_emphasize((float *)e->hidden + r * row + col, (size_t)e->hidden_dim, s->info[e->t0 + k].d_model,
+                               e->mult[k] + (size_t)r * CLIPSKIP_CONTEXT);
+    first_chunk_rows(e->pooled, e->n, e->chunks, e->pooled_dim);
+    first_chunk_rows(e->embeds, e->n, e->chunks, e->embeds_dim);
+    f32_in_place(e->hidden, (size_t)e->rows * row, e->reply_dtype);
+    f32_in_place(e->pooled, (size_t)e->n * e->pooled_dim, e->reply_dtype);
+    f32_in_place(e->embeds, (size_t)e->n * e->embeds_dim, e->reply_dtype);
+    e->dtype = e->reply_dtype;
 }
 
 /* ------------------------------------------------------------------ replies */
@@ -371,7 +470,7 @@ static void timing_headers(cs_req *r, const cs_encode_req *e, const cs_job *j) {
         cs_req_header(r, "x-batch-id", "%llu", (unsigned long long)j->batch_id);
         cs_req_header(r, "x-batch-size", "%d", j->batch_prompts);
     }
-    if (e->is_text) {
+    if (e->info) {
         int trunc = 0;
         for (int32_t i = 0; i < e->n; i++) trunc += e->info[i].truncated > 0;
         cs_req_header(r, "x-prompts-truncated", "%d", trunc);
@@ -392,7 +491,7 @@ typedef struct {
 static int out_arrays(const cs_encode_req *e, out_array *a) {
     int n = 0;
     int64_t rows = e->n;
-    if (e->hidden) a[n++] = (out_array){"hidden_states", "hidden", e->hidden, 3, {rows, CLIPSKIP_CONTEXT, e->hidden_dim}};
+    if (e->hidden) a[n++] = (out_array){"hidden_states", "hidden", e->hidden, 3, {rows, (int64_t)CLIPSKIP_CONTEXT * e->chunks, e->hidden_dim}};
     if (e->pooled) a[n++] = (out_array){"pooled", "pooled", e->pooled, 2, {rows, e->pooled_dim}};
     if (e->embeds) a[n++] = (out_array){"text_embeds", "text_embeds", e->embeds, 2, {rows, e->embeds_dim}};
     return n;
@@ -404,7 +503,7 @@ static void body_json(const cs_encode_req *e, const out_array *a, int n, cs_buf 
         cs_buf_printf(b, "%s\"%s\":", i ? "," : "", a[i].json_name);
         cs_buf_json_floats(b, a[i].data, e->dtype, a[i].ndim, a[i].shape);
     }
-    if (e->is_text) {
+    if (e->info) {
         cs_buf_puts(b, ",\"truncated\":[");
         for (int32_t i = 0; i < e->n; i++) cs_buf_printf(b, "%s%d", i ? "," : "", e->info[i].truncated);
         cs_buf_puts(b, "]");
@@ -420,9 +519,10 @@ static clipskip_status body_safetensors(const cs_server *s, const cs_encode_req 
         t[i] = (cs_st_out_tensor){a[i].name, e->dtype, a[i].ndim, {0}, a[i].data};
         memcpy(t[i].shape, a[i].shape, sizeof a[i].shape);
     }
-    char skip[16], tower[16], trunc[24];
+    char skip[16], tower[16], trunc[24], chunks[16];
+    snprintf(chunks, sizeof chunks, "%d", e->chunks);
     long n_trunc = 0;
-    for (int32_t i = 0; e->is_text && i < e->n; i++) n_trunc += e->info[i].truncated > 0;
+    for (int32_t i = 0; e->info && i < e->n; i++) n_trunc += e->info[i].truncated > 0;
     snprintf(skip, sizeof skip, "%d", e->row.clip_skip);
     snprintf(tower, sizeof tower, "%d", e->tower);
     snprintf(trunc, sizeof trunc, "%ld", n_trunc);
@@ -431,11 +531,13 @@ static clipskip_status body_safetensors(const cs_server *s, const cs_encode_req 
         {"model", s->model_id ? s->model_id : ""}, {"clip_skip", skip},
         {"clip_skip_convention", "A1111 (1 = all layers; 0 = model default)"},
         {"final_ln", (char *)ln[e->row.final_ln]},
-        {"tower", e->tower == CLIPSKIP_TOWER_ALL ? "all" : tower}, {"prompts_truncated", trunc}};
+        {"tower", e->tower == CLIPSKIP_TOWER_ALL ? "all" : tower}, {"prompts_truncated", trunc},
+        {"syntax", e->a1111 ? "a1111" : "plain"}, {"chunks", chunks}};
     return cs_st_buffer(b, t, n, meta, (int)(sizeof meta / sizeof meta[0]));
 }
 
 static enum MHD_Result reply_encode(cs_req *r, cs_encode_req *e, const cs_job *j) {
+    a1111_finish(r->srv, e);
     out_array a[3];
     int n = out_arrays(e, a);
     cs_buf b = {0};
@@ -492,14 +594,17 @@ static cJSON *parse_body(cs_req *r, verr *v) {
 
 static int parse_encode(cs_server *s, cs_encode_req *e, verr *v) {
     cJSON *root = e->json;
-    if (check_fields(root, "inputs|clip_skip|layer|final_ln|outputs|format|dtype|tower|clean", v) ||
+    if (check_fields(root, "inputs|clip_skip|layer|final_ln|outputs|format|dtype|tower|clean|syntax", v) ||
         parse_tower(s, root, 1, &e->tower, v))
         return -1;
     e->t0 = e->tower == CLIPSKIP_TOWER_ALL ? 0 : e->tower;
     e->t1 = e->tower == CLIPSKIP_TOWER_ALL ? s->n_towers : e->tower + 1;
     if (parse_clean(root, &e->clean, v) || parse_depth(s, root, e, v) || parse_outputs(s, root, e, v) ||
-        parse_format(root, e, v) || parse_inputs(s, root, e, v))
+        parse_format(root, e, v) || parse_syntax(root, e, v) || parse_inputs(s, root, e, v))
         return -1;
+    if (e->a1111 && !e->is_text) return bad(v, "syntax: a1111 takes text inputs, not token ids");
+    e->reply_dtype = e->dtype;
+    if (e->a1111) e->dtype = CLIPSKIP_DTYPE_F32; /* weighted in f32, then the dtype asked */
     double t0 = cs_monotonic();
     int rc = make_ids(s, e, v);
     e->tokenize_s = cs_monotonic() - t0;

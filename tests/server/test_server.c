@@ -164,6 +164,46 @@ static void test_encode_formats(int port) {
     ref_free(&want);
 }
 
+/* syntax a1111: a long prompt (2 chunks) and a short one with emphasis; every output equals
+ * clipskip_encode_prompts bitwise in f32 and f16, from the backend and again from the cache. */
+static void test_encode_a1111(int port) {
+    char longp[1024] = "", body[2048];
+    for (int i = 0; i < 30; i++) strcat(longp, "a (red:1.3) cat, ");
+    const char *texts[] = {longp, "a [dog] on a (hill)"};
+    int d = R.in.d_model, e = R.in.proj_dim, nc = 0;
+    clipskip_encode_options o = clipskip_encode_default_options();
+    o.row = (clipskip_row_options){2, CLIPSKIP_FINAL_LN_OFF};
+    o.outputs = CLIPSKIP_OUT_HIDDEN | CLIPSKIP_OUT_POOLED | CLIPSKIP_OUT_TEXT_EMBEDS;
+    CHECK_OK(clipskip_prompt_chunks(R.m, longp, &o, CLIPSKIP_PROMPT_A1111, &nc));
+    CHECK(nc == 2);
+    float *h = calloc((size_t)2 * nc * T * d, 4), *pl = calloc((size_t)2 * d, 4), *em = calloc((size_t)2 * e, 4);
+    uint16_t *h16 = calloc((size_t)2 * nc * T * d, 2);
+    clipskip_outputs out = {h, pl, em}, out16 = {h16, NULL, NULL};
+    CHECK_OK(clipskip_encode_prompts(R.enc, texts, 2, &o, CLIPSKIP_PROMPT_A1111, nc, &out));
+    o.outputs = CLIPSKIP_OUT_HIDDEN;
+    o.out_dtype = CLIPSKIP_DTYPE_F16;
+    CHECK_OK(clipskip_encode_prompts(R.enc, texts, 2, &o, CLIPSKIP_PROMPT_A1111, nc, &out16));
+    for (int rep = 0; rep < 2; rep++) { /* the second time from the cache */
+        http_resp r;
+        snprintf(body, sizeof body, "{\"inputs\":[\"%s\",\"%s\"],\"syntax\":\"a1111\",\"clip_skip\":2,"
+                 "\"final_ln\":\"off\",\"outputs\":[\"hidden\",\"pooled\",\"text_embeds\"],\"format\":\"safetensors\"}",
+                 texts[0], texts[1]);
+        REQUIRE(post(port, "/encode", body, &r) == 0);
+        CHECK(r.status == 200 && st_equals(&r, "hidden_states", h, (size_t)2 * nc * T * d, "F32"));
+        CHECK(st_equals(&r, "pooled", pl, (size_t)2 * d, "F32") && st_equals(&r, "text_embeds", em, (size_t)2 * e, "F32"));
+        CHECK(!rep || atoi(http_header(&r, "x-cache-hits")) == 2 * nc);
+        http_resp_free(&r);
+        snprintf(body, sizeof body, "{\"inputs\":[\"%s\",\"%s\"],\"syntax\":\"a1111\",\"clip_skip\":2,"
+                 "\"final_ln\":\"off\",\"format\":\"npy\",\"dtype\":\"f16\"}", texts[0], texts[1]);
+        REQUIRE(post(port, "/encode", body, &r) == 0);
+        char hdr[256] = "";
+        const void *data = npy_data(&r, hdr, sizeof hdr);
+        CHECK(r.status == 200 && data && strstr(hdr, "(2, 154, 64)") && !memcmp(data, h16, (size_t)2 * nc * T * d * 2));
+        http_resp_free(&r);
+    }
+    free(h), free(pl), free(em), free(h16);
+}
+
 /* Token ids in (the /tokenize output of a prompt), layer -3 (= clip skip 3), final LN on. */
 static void test_encode_ids(int port) {
     int32_t ids[2 * T];
@@ -257,6 +297,8 @@ static void test_errors(int port) {
         {422, "validation", "inputs[0]: 3 token ids; exactly 77", "POST", "/encode", "{\"inputs\":[[49406,1,49407]]}", NULL},
         {422, "validation", "inputs[0]: expected a string or a list of 77 token ids, found a number", "POST", "/encode", "{\"inputs\":[5]}", NULL},
         {422, "validation", "NUL characters", "POST", "/encode", "{\"inputs\":\"a\\u0000b\"}", NULL},
+        {422, "validation", "syntax: expected \"plain\" or \"a1111\"", "POST", "/encode", "{\"inputs\":\"x\",\"syntax\":\"comfy\"}", NULL},
+        {422, "validation", "inputs[0]: prompt weight '1.2.3' at byte 3 is not a number", "POST", "/encode", "{\"inputs\":\"(x:1.2.3)\",\"syntax\":\"a1111\"}", NULL},
         {422, "validation", "unknown field 'clip_skip'", "POST", "/tokenize", "{\"inputs\":\"x\",\"clip_skip\":1}", NULL},
         {404, "not_found", "no route /nowhere", "GET", "/nowhere", NULL, NULL},
         {405, "validation", "/encode takes POST", "GET", "/encode", NULL, NULL},
@@ -352,6 +394,7 @@ static void test_main_server(void) {
     test_tokenize(sp.port);
     test_encode_formats(sp.port);
     test_encode_ids(sp.port);
+    test_encode_a1111(sp.port);
     test_cache(sp.port);
     test_errors(sp.port);
     test_chunked_413(sp.port);
