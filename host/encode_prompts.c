@@ -62,6 +62,7 @@ static clipskip_status tower_rows(const clipskip_model *m, int t, const clipskip
             st = cs_fail(CLIPSKIP_ERR_TOO_LARGE, "takes %d chunks of 75 tokens, more than the %d asked for",
                          c.n_chunks, nc);
         if (st != CLIPSKIP_OK) {
+            cs_chunks_free(&c); /* empty after a failed cs_a1111_chunks */
             cs_error_prefix("prompt %d: ", i);
             return st;
         }
