@@ -135,7 +135,7 @@ static clipskip_status encode_a1111(clipskip_encoder *e, const char *const *text
             const int32_t d = m->towers[t].info.d_model;
             for (size_t r = 0; r < rows; r++)
                 cs_a1111_emphasize(b->hidden + r * CLIPSKIP_CONTEXT * dh + col, (size_t)dh, d,
-                          b->mult[t - t0] + r * CLIPSKIP_CONTEXT);
+                                   b->mult[t - t0] + r * CLIPSKIP_CONTEXT);
             col += d;
         }
         if (!f32) cs_convert_from_f32(out->hidden, b->hidden, o->out_dtype, ids_n * dh);
