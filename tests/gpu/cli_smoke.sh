@@ -4,7 +4,8 @@
 # CUDA emulator, ctest emu_cli_smoke.
 #  - info --backend cuda: device and memory for a batch of 64;
 #  - encode on cuda and on cpu, same random weights and prompts: hidden (clip skip 2) and pooled
-#    within 2e-3 relative (Frobenius), as test_gpu_e2e holds the library to;
+#    within 2e-3 relative (Frobenius), as test_gpu_e2e holds the library to; the same for
+#    --syntax a1111 (emphasis, BREAK, several chunks);
 #  - serve --backend cuda: /health, one /encode in npy format equal to encode's output bitwise
 #    (same encoder semantics, f32), then SIGTERM and a clean exit.
 # Exit 0 when every step passed; prints one line per step.
@@ -32,12 +33,15 @@ for be in "$BE" cpu; do
     "$BIN" encode "${MODEL[@]}" --backend "$be" --clip-skip 2 --pooled --quiet --out "$T/$be.npy" "${P[@]}" \
         >"$T/$be.log" 2>&1
     step "encode --backend $be" $?
+    "$BIN" encode "${MODEL[@]}" --backend "$be" --syntax a1111 --quiet --out "$T/$be.a1111.npy" "${P[0]}" \
+        "$(printf '(%s:1.2), [blurry] BREAK ' "${P[@]}" "${P[@]}" "${P[@]}")" >>"$T/$be.log" 2>&1
+    step "encode --backend $be --syntax a1111" $?
 done
 python3 - "$T" "$BE" <<'EOF'
 import sys, numpy as np
 t, be = sys.argv[1], sys.argv[2]
 ok = True
-for suffix in ("", ".pooled"):
+for suffix in ("", ".pooled", ".a1111"):
     try:
         g, c = np.load(f"{t}/{be}{suffix}.npy"), np.load(f"{t}/cpu{suffix}.npy")
     except OSError as e:
