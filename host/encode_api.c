@@ -133,7 +133,7 @@ clipskip_status clipskip_encoder_measure_peak(clipskip_encoder *e, double *flops
 /* ------------------------------------------------------------------ checks */
 
 /* Towers a call runs: [*t0, *t1). */
-static clipskip_status tower_range(const clipskip_model *m, int32_t tower, int *t0, int *t1) {
+clipskip_status cs_tower_range(const clipskip_model *m, int32_t tower, int *t0, int *t1) {
     if (tower == CLIPSKIP_TOWER_ALL) {
         *t0 = 0, *t1 = m->n_towers;
         return CLIPSKIP_OK;
@@ -300,7 +300,7 @@ static clipskip_status check_call(clipskip_encoder *e, int32_t n_rows,
         *dflt = clipskip_encode_default_options();
         *o = dflt;
     }
-    CS_TRY(tower_range(e->model, (*o)->tower, t0, t1));
+    CS_TRY(cs_tower_range(e->model, (*o)->tower, t0, t1));
     return check_options(e->model, *o, n_rows, out, *t0, *t1);
 }
 

@@ -9,16 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static clipskip_status prompt_towers(const clipskip_model *m, const clipskip_encode_options *o, int *t0,
-                                     int *t1) {
-    const int32_t t = o ? o->tower : 0;
-    if (t != CLIPSKIP_TOWER_ALL && (t < 0 || t >= m->n_towers))
-        return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "tower %d out of range: the model has %d tower(s)", t, m->n_towers);
-    *t0 = t == CLIPSKIP_TOWER_ALL ? 0 : t;
-    *t1 = t == CLIPSKIP_TOWER_ALL ? m->n_towers : t + 1;
-    return CLIPSKIP_OK;
-}
-
 static clipskip_clean tower_clean(const clipskip_model *m, int t, const clipskip_encode_options *o) {
     return o && o->clean >= 0 ? (clipskip_clean)o->clean : m->towers[t].info.default_clean;
 }
@@ -33,7 +23,7 @@ clipskip_status clipskip_prompt_chunks(const clipskip_model *m, const char *text
                                        clipskip_prompt_style style, int32_t *n_chunks) {
     if (!m || !n_chunks) return cs_fail(CLIPSKIP_ERR_INVALID_ARG, "prompt_chunks: model and n_chunks must not be NULL");
     int t0 = 0, t1 = 0;
-    CS_TRY(prompt_towers(m, o, &t0, &t1));
+    CS_TRY(cs_tower_range(m, o ? o->tower : 0, &t0, &t1));
     *n_chunks = 1;
     for (int t = t0; t < t1; t++) {
         if (style == CLIPSKIP_PROMPT_PLAIN) {
@@ -105,7 +95,7 @@ static clipskip_status encode_a1111(clipskip_encoder *e, const char *const *text
                                     prompt_bufs *b) {
     const clipskip_model *m = e->model;
     int t0 = 0, t1 = 0;
-    CS_TRY(prompt_towers(m, o, &t0, &t1));
+    CS_TRY(cs_tower_range(m, o->tower, &t0, &t1));
     int32_t dh, dp, de;
     CS_TRY(clipskip_output_dims(m, o, &dh, &dp, &de));
     const size_t rows = (size_t)n * nc, ids_n = rows * CLIPSKIP_CONTEXT;

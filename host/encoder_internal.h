@@ -52,6 +52,9 @@ void cs_plan_rows(const cs_tower *t, const int32_t *ids, int32_t n,
 clipskip_status cs_encode_pass(clipskip_encoder *e, cs_pass *ps, int tower, const int32_t *ids);
 /* Give every activation buffer back to the backend (the encoder stays usable). */
 void cs_encoder_release_buffers(clipskip_encoder *e);
+/* The towers a call runs, [*t0, *t1): tower, or all of them for CLIPSKIP_TOWER_ALL; an index
+ * out of range fails naming the valid ones. */
+clipskip_status cs_tower_range(const clipskip_model *m, int32_t tower, int *t0, int *t1);
 /* First EOS position of a 77-id row (or the first largest id when there is no EOS). */
 int32_t cs_eos_position(const int32_t *ids);
 
