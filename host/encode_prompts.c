@@ -56,14 +56,8 @@ static clipskip_status tower_rows(const clipskip_model *m, int t, const clipskip
             cs_error_prefix("prompt %d: ", i);
             return st;
         }
-        const size_t row = (size_t)i * nc * CLIPSKIP_CONTEXT, have = (size_t)c.n_chunks * CLIPSKIP_CONTEXT;
-        memcpy(ids + row, c.ids, have * sizeof *ids);
-        memcpy(mult + row, c.mult, have * sizeof *mult);
-        for (size_t k = have; k < (size_t)nc * CLIPSKIP_CONTEXT; k++) { /* empty chunks */
-            const size_t p = k % CLIPSKIP_CONTEXT;
-            ids[row + k] = p == 0 ? CLIPSKIP_BOS : p == 1 ? CLIPSKIP_EOS : m->towers[t].info.pad_id;
-            mult[row + k] = 1.0f;
-        }
+        const size_t row = (size_t)i * nc * CLIPSKIP_CONTEXT;
+        cs_chunks_place(&c, nc, m->towers[t].info.pad_id, ids + row, mult + row);
         cs_chunks_free(&c);
     }
     return CLIPSKIP_OK;

@@ -243,7 +243,31 @@ typedef struct {
     int n, last_comma;
 } open_chunk;
 
-/* Close ch into c: BOS, tokens, EOS up to 76, EOS; pad_id after the first EOS. */
+/* One chunk of 77 ids and weights: BOS, the n tokens tok with weights w, EOS up to 76, EOS
+ * (weight 1 for all of these); pad_id after the first EOS, even a text's own (OpenCLIP). */
+static void frame_chunk(int32_t *ids, float *m, const int32_t *tok, const float *w, int n, int32_t pad_id) {
+    ids[0] = CLIPSKIP_BOS;
+    m[0] = 1.0f;
+    for (int i = 0; i < CLIPSKIP_CONTEXT - 1; i++) {
+        ids[i + 1] = i < n ? tok[i] : i == n ? CLIPSKIP_EOS : pad_id;
+        m[i + 1] = i < n ? w[i] : 1.0f;
+    }
+    for (int i = 1; pad_id != CLIPSKIP_EOS && i < CLIPSKIP_CONTEXT; i++)
+        if (ids[i] == CLIPSKIP_EOS) {
+            for (int j = i + 1; j < CLIPSKIP_CONTEXT; j++) ids[j] = pad_id;
+            break;
+        }
+}
+
+void cs_chunks_place(const cs_chunks *c, int32_t n_chunks, int32_t pad_id, int32_t *ids, float *mult) {
+    const size_t have = (size_t)c->n_chunks * CLIPSKIP_CONTEXT;
+    memcpy(ids, c->ids, have * sizeof *ids);
+    memcpy(mult, c->mult, have * sizeof *mult);
+    for (int32_t k = c->n_chunks; k < n_chunks; k++)
+        frame_chunk(ids + (size_t)k * CLIPSKIP_CONTEXT, mult + (size_t)k * CLIPSKIP_CONTEXT, NULL, NULL, 0, pad_id);
+}
+
+/* Close ch into c (frame_chunk). */
 static clipskip_status close_chunk(cs_chunks *c, open_chunk *ch, int32_t pad_id) {
     if (c->n_chunks == c->cap) {
         int32_t cap = c->cap ? 2 * c->cap : 4;
@@ -254,19 +278,8 @@ static clipskip_status close_chunk(cs_chunks *c, open_chunk *ch, int32_t pad_id)
         if (!ids || !m) return cs_fail(CLIPSKIP_ERR_NOMEM, "prompt: out of memory for %d chunks", cap);
         c->cap = cap;
     }
-    int32_t *ids = c->ids + (size_t)c->n_chunks * CLIPSKIP_CONTEXT;
-    float *m = c->mult + (size_t)c->n_chunks * CLIPSKIP_CONTEXT;
-    ids[0] = CLIPSKIP_BOS;
-    m[0] = 1.0f;
-    for (int i = 0; i < CLIPSKIP_CONTEXT - 1; i++) {
-        ids[i + 1] = i < ch->n ? ch->tok[i] : i == ch->n ? CLIPSKIP_EOS : pad_id;
-        m[i + 1] = i < ch->n ? ch->mult[i] : 1.0f;
-    }
-    for (int i = 1; pad_id != CLIPSKIP_EOS && i < CLIPSKIP_CONTEXT; i++) /* OpenCLIP: pad after the */
-        if (ids[i] == CLIPSKIP_EOS) {                                   /* first EOS, even a text's own */
-            for (int j = i + 1; j < CLIPSKIP_CONTEXT; j++) ids[j] = pad_id;
-            break;
-        }
+    frame_chunk(c->ids + (size_t)c->n_chunks * CLIPSKIP_CONTEXT, c->mult + (size_t)c->n_chunks * CLIPSKIP_CONTEXT,
+                ch->tok, ch->mult, ch->n, pad_id);
     c->n_chunks++;
     ch->n = 0;
     ch->last_comma = -1;

@@ -32,6 +32,9 @@ typedef struct {
 clipskip_status cs_a1111_chunks(const clipskip_tokenizer *tok, clipskip_clean clean, int32_t pad_id,
                                 const char *text, size_t len, cs_chunks *out);
 void cs_chunks_free(cs_chunks *c);
+/* c's chunks (at most n_chunks) into ids / mult ((n_chunks, 77) each), then empty chunks (BOS,
+ * EOS, pad_id; weight 1) up to n_chunks, as webui pads a batch. */
+void cs_chunks_place(const cs_chunks *c, int32_t n_chunks, int32_t pad_id, int32_t *ids, float *mult);
 
 /* webui's "Original" emphasis on one chunk of one tower: the 77 rows of z (width d, row stride
  * ld floats) times their weights w, then all times (mean before) / (mean after), the means

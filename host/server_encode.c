@@ -279,23 +279,15 @@ static int make_chunks(const cs_server *s, cs_encode_req *e, verr *v) {
         }
     }
     e->rows = e->n * e->chunks;
-    const size_t row = CLIPSKIP_CONTEXT, all = (size_t)e->rows * row;
+    const size_t all = (size_t)e->rows * CLIPSKIP_CONTEXT, per = (size_t)e->chunks * CLIPSKIP_CONTEXT;
     for (int k = 0; !rc && k < nt; k++) {
-        const int32_t pad = s->info[e->t0 + k].pad_id;
         if (!(e->ids[k] = malloc(all * sizeof(int32_t))) || !(e->mult[k] = malloc(all * sizeof(float)))) {
             rc = bad(v, "out of memory");
             break;
         }
-        for (size_t r = 0; r < all; r++) { /* empty chunks, then each input's own over them */
-            const size_t p = r % row;
-            e->ids[k][r] = p == 0 ? CLIPSKIP_BOS : p == 1 ? CLIPSKIP_EOS : pad;
-            e->mult[k][r] = 1.0f;
-        }
-        for (int32_t i = 0; i < e->n; i++) {
-            const cs_chunks *ci = &c[(size_t)k * e->n + i];
-            memcpy(e->ids[k] + (size_t)i * e->chunks * row, ci->ids, (size_t)ci->n_chunks * row * sizeof(int32_t));
-            memcpy(e->mult[k] + (size_t)i * e->chunks * row, ci->mult, (size_t)ci->n_chunks * row * sizeof(float));
-        }
+        for (int32_t i = 0; i < e->n; i++)
+            cs_chunks_place(&c[(size_t)k * e->n + i], e->chunks, s->info[e->t0 + k].pad_id, e->ids[k] + i * per,
+                            e->mult[k] + i * per);
     }
     for (size_t i = 0; i < (size_t)e->n * nt; i++) cs_chunks_free(&c[i]);
     free(c);
