@@ -81,13 +81,17 @@ static int py_word(int32_t cp) {
     }
 }
 
+/* Where the code point that ends just before s[i] starts (i > lo), not before lo. */
+static size_t cp_start_before(const char *s, size_t lo, size_t i) {
+    size_t j = i - 1;
+    while (j > lo && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
+    return j;
+}
+
 /* The code point that ends just before s[i] (-1 at the start). */
 static int32_t cp_before(const char *s, size_t i) {
-    if (i == 0) return -1;
-    size_t j = i - 1;
-    while (j > 0 && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
     size_t len;
-    return cp_at(s, i, j, &len);
+    return i == 0 ? -1 : cp_at(s, i, cp_start_before(s, 0, i), &len);
 }
 
 static size_t skip_space(const char *s, size_t n, size_t i) {
@@ -113,8 +117,7 @@ static clipskip_status add_text(cs_wpieces *w, const char *s, size_t n) {
         }
         size_t start = i; /* back over the whitespace before it, not past the last split */
         while (start > from) {
-            size_t j = start - 1;
-            while (j > from && ((unsigned char)s[j] & 0xC0) == 0x80) j--;
+            const size_t j = cp_start_before(s, from, start);
             int32_t cp = cp_at(s, n, j, &len);
             if (cp < 0 || !cs_py_isspace((uint32_t)cp)) break;
             start = j;
