@@ -180,7 +180,7 @@ clipskip_status cs_encode_print(const cs_encode_result *r, const clipskip_encode
     char shape[64];
     for (size_t i = 0; i < r->n; i++) {
         const clipskip_token_info *in = &r->info[i];
-        if (r->chunks == 1 && !strcmp(r->syntax, "plain"))
+        if (!strcmp(r->syntax, "plain")) /* one chunk */
             printf("prompt %zu: \"%.60s%s\" tokens %d, eos at %d%s\n", i, p->text[i],
                    strlen(p->text[i]) > 60 ? "..." : "", in->n_tokens, in->eos_pos,
                    in->truncated ? " (TRUNCATED)" : "");

@@ -64,12 +64,11 @@ int cs_prompts_read(cs_prompts *p, char **args, int n_args, const char *file) {
         fprintf(stderr, "clipskip: give prompts as arguments or with --file, not both\n");
         return -1;
     }
-    p->owned = 1;
     return read_lines(p, file);
 }
 
 void cs_prompts_free(cs_prompts *p) {
-    if (p->owned)
+    if (p->src) /* lines read: copies */
         for (size_t i = 0; i < p->n; i++) free(p->text[i]);
     free(p->text);
     free(p->src);

@@ -7,8 +7,8 @@
 typedef struct {
     char **text;   /* n NUL-terminated prompts */
     size_t n, cap;
-    int owned;     /* 1: text[i] are heap copies (file/stdin) */
-    char *src;     /* the file's name as messages give it ("<stdin>"); NULL: arguments */
+    char *src;     /* the file's name as messages give it ("<stdin>"), and text[i] are heap
+                      copies; NULL: the arguments themselves */
     unsigned long long *line; /* with src: the line each prompt came from */
 } cs_prompts;
 
