@@ -297,9 +297,9 @@ static int make_chunks(const cs_server *s, cs_encode_req *e, verr *v) {
 /* Token ids of every input for every tower of the range (each tower its pad id / cleanup). */
 static int make_ids(const cs_server *s, cs_encode_req *e, verr *v) {
     e->chunks = 1, e->rows = e->n;
+    if (e->is_text && !s->tok) return bad(v, "inputs: this model has no tokenizer; send token ids");
     if (e->a1111) return make_chunks(s, e, v);
     size_t bytes = (size_t)e->n * CLIPSKIP_CONTEXT * sizeof(int32_t);
-    if (e->is_text && !s->tok) return bad(v, "inputs: this model has no tokenizer; send token ids");
     if (e->is_text && !(e->info = calloc((size_t)e->n, sizeof *e->info))) return bad(v, "out of memory");
     for (int t = e->t0; t < e->t1; t++) {
         int k = t - e->t0;
