@@ -31,6 +31,11 @@
 
 #define CU_LAYER_MAX_PROMPTS 4096
 
+/* The fused kernel's counters in layer_bar, for passes of up to rows rows: the grid barrier's
+ * counter, O's and FC2's row-block counters (row_sem, from 1), then flow mode's (flow_sem, from
+ * here; a sequence has a row at least, so rows bounds the sequences of a pass). */
+static size_t cu_flow_sems_at(int32_t rows) { return 1 + 2 * (size_t)CS_K_LAYER_ROW_SEMS(rows); }
+
 clipskip_status cs_cu_fused_init(cs_backend *be) {
     be->fused_rows = 0;
     const char *v = getenv("CLIPSKIP_CUDA_FUSED_LAYER");
@@ -51,9 +56,7 @@ clipskip_status cs_cu_fused_init(cs_backend *be) {
     be->layer_per_sm = nb && *nb ? atoi(nb) : 2;
     CU_TRY(be, cs_k_layer_setup(be->layer_per_sm, &be->layer_blocks));
     const int32_t rows = (int32_t)n * CLIPSKIP_CONTEXT;
-    /* the barrier's counter, the row blocks' (O's, FC2's), flow mode's (a sequence has a row
-     * at least, so rows bounds the sequences of a pass) */
-    const size_t sems = 1 + 2 * CS_K_LAYER_ROW_SEMS(rows) + CS_K_LAYER_FLOW_SEMS(rows, rows);
+    const size_t sems = cu_flow_sems_at(rows) + CS_K_LAYER_FLOW_SEMS(rows, rows);
     CU_TRY(be, cudaMalloc((void **)&be->layer_bar, sems * sizeof(unsigned)));
     CU_TRY(be, cudaMemsetAsync(be->layer_bar, 0, sems * sizeof(unsigned), be->stream));
     be->layer_sems = sems;
@@ -150,7 +153,7 @@ clipskip_status cs_cu_fused_layers(cs_backend *be, const cs_cu_tower *t, int l0,
         .k_chunk = be->k_chunk, .split_ws = be->split_ws, .split_ws_floats = be->split_ws_floats,
         .split_sem = be->split_sem, .split_sems = be->split_sems, .bar = be->layer_bar,
         .row_sem = be->layer_bar + 1, .flow = be->fused_flow,
-        .flow_sem = be->layer_bar + 1 + 2 * CS_K_LAYER_ROW_SEMS(be->fused_rows), .per_sm = be->layer_per_sm,
+        .flow_sem = be->layer_bar + cu_flow_sems_at(be->fused_rows), .per_sm = be->layer_per_sm,
         .prefetch = be->fused_prefetch ? (ahead ? 2 : 1) : 0};
     const cudaError_t e = cs_k_layer(&k, be->layer_blocks, be->stream);
     if (e == cudaErrorCooperativeLaunchTooLarge) return cu_fused_refused(be);
