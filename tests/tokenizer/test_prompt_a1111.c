@@ -87,20 +87,25 @@ static int chunk_is(const cs_chunks *c, int k, const int32_t *want, int n, int32
     return 1;
 }
 
+/* word appended n times to text */
+static char *append_n(char *text, int n, const char *word) {
+    for (int i = 0; i < n; i++) strcat(text, word);
+    return text;
+}
+
 static void test_chunks(void) {
     enum { CAT = 2368, COMMA = 267, DOG = 1929 };
     int32_t want[80];
     char text[2048] = "";
-    for (int i = 0; i < 80; i++) strcat(text, "cat ");
-    cs_chunks c = chunks(text, CLIPSKIP_EOS); /* 80 tokens: 75 + 5 */
+    cs_chunks c = chunks(append_n(text, 80, "cat "), CLIPSKIP_EOS); /* 80 tokens: 75 + 5 */
     for (int i = 0; i < 80; i++) want[i] = CAT;
     CHECK(c.n_chunks == 2 && chunk_is(&c, 0, want, 75, CLIPSKIP_EOS) && chunk_is(&c, 1, want, 5, CLIPSKIP_EOS));
     cs_chunks_free(&c);
 
     /* 70 cats, a comma, 10 dogs: full at 70 + 1 + 4, the 4 dogs after the comma move on */
     text[0] = 0;
-    for (int i = 0; i < 70; i++) strcat(text, "cat ");
-    strcat(text, ", dog dog dog dog dog dog dog dog dog dog");
+    append_n(append_n(text, 70, "cat "), 1, ",");
+    append_n(text, 10, " dog");
     c = chunks(text, CLIPSKIP_EOS);
     for (int i = 0; i < 70; i++) want[i] = CAT;
     want[70] = COMMA;
@@ -111,9 +116,7 @@ static void test_chunks(void) {
 
     /* a comma 21 tokens back is too far: the chunk is cut at 75 */
     text[0] = 0;
-    for (int i = 0; i < 54; i++) strcat(text, "cat ");
-    strcat(text, ", ");
-    for (int i = 0; i < 25; i++) strcat(text, "dog ");
+    append_n(append_n(append_n(text, 54, "cat "), 1, ", "), 25, "dog ");
     c = chunks(text, CLIPSKIP_EOS);
     CHECK(c.n_chunks == 2 && c.ids[75] == DOG && c.ids[55] == COMMA && chunk_is(&c, 1, dogs, 5, CLIPSKIP_EOS));
     cs_chunks_free(&c);
